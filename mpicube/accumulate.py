@@ -1,0 +1,129 @@
+"""A rank's pass over its events: per-(cube, bin) sums of scalar fields and detector frames.
+
+Rows: cube ``c``'s bin ``b`` is row ``c * n_bins + b`` of every accumulator. Nothing
+here knows about MPI; the job merges the partial sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from mpicube.detectors import Calibrator
+from mpicube.errors import CubeError
+from mpicube.plan import Plan
+from mpicube.smalldata import SmallData
+
+READ_BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class LocalEvents:
+    """A rank's events (sorted event indices) and the rows each one adds to, -1 for none."""
+
+    events: np.ndarray  # (n,) int64
+    rows: np.ndarray  # (n, n_cubes) int32
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Return the ``(start, stop)`` range of event indices that holds all events."""
+        if not len(self.events):
+            return 0, 0
+        return int(self.events[0]), int(self.events[-1]) + 1
+
+
+def events_in_cubes(plan: Plan) -> np.ndarray:
+    """Return the sorted indices of events that fall in a bin of at least one cube."""
+    return np.flatnonzero((plan.bin_index >= 0).any(axis=0))
+
+
+def local_events(plan: Plan, events: np.ndarray) -> LocalEvents:
+    """Return the accumulator rows of ``events``, a rank's share of :func:`events_in_cubes`."""
+    index = plan.bin_index[:, events].T  # (n, n_cubes)
+    offsets = np.arange(len(plan.cubes), dtype=np.int32) * plan.bins.n_bins
+    rows = np.where(index >= 0, index + offsets, -1).astype(np.int32)
+    return LocalEvents(events.astype(np.int64), rows)
+
+
+def scalar_sums(sd: SmallData, fields: tuple[str, ...], local: LocalEvents, n_rows: int) -> dict:
+    """Return ``{field: (n_rows, *columns) float64}``: NaN-skipping sums per row of the events."""
+    start, stop = local.span
+    hits = local.rows >= 0
+    event_of_hit = np.nonzero(hits)[0]  # event position of each (event, cube) hit
+    row_of_hit = local.rows[hits]
+    sums = {}
+    for path in fields:
+        values = np.asarray(sd.read(path, start, stop), dtype=np.float64)
+        values = values[local.events - start] if len(local.events) else values[:0]
+        columns = values.reshape(len(values), -1)
+        out = np.zeros((n_rows, columns.shape[1]))
+        for j in range(columns.shape[1]):
+            weights = np.nan_to_num(columns[event_of_hit, j], nan=0.0, posinf=0.0, neginf=0.0)
+            out[:, j] = np.bincount(row_of_hit, weights=weights, minlength=n_rows)
+        shape = sd.dataset(path).shape[1:]
+        sums[path] = out.reshape((n_rows, *shape))
+    return sums
+
+
+def row_blocks(active_rows: np.ndarray, bytes_per_row: int, budget_bytes: int) -> list[np.ndarray]:
+    """Return ``active_rows`` cut into consecutive blocks whose accumulators fit the budget."""
+    per_block = max(1, budget_bytes // max(1, bytes_per_row))
+    return [active_rows[i : i + per_block] for i in range(0, len(active_rows), per_block)]
+
+
+def block_rows(rows: np.ndarray, block: np.ndarray, n_rows: int) -> np.ndarray:
+    """Return ``rows`` renumbered to positions within ``block`` (-1 for rows outside it)."""
+    lookup = np.full(n_rows + 1, -1, dtype=np.int32)  # slot n_rows maps row -1 to -1
+    lookup[block] = np.arange(len(block), dtype=np.int32)
+    return lookup[np.where(rows >= 0, rows, n_rows)]
+
+
+def accumulate_frames(
+    frames: h5py.Dataset,
+    calibrator: Calibrator,
+    events: np.ndarray,
+    rows: np.ndarray,
+    acc: np.ndarray,
+) -> int:
+    """Add the calibrated frames of ``events`` into ``acc`` at ``rows``; return frames added.
+
+    ``events`` are sorted event indices and ``rows`` their (n, n_cubes) accumulator rows
+    (-1: skip). Frames are read in runs of consecutive events into one reused buffer.
+    """
+    wanted = (rows >= 0).any(axis=1)
+    events, rows = events[wanted], rows[wanted]
+    buffer = np.empty((_frames_per_read(frames), *frames.shape[1:]), dtype=frames.dtype)
+    for first, last, part in _runs(events, len(buffer)):
+        n = last - first + 1
+        try:
+            frames.read_direct(buffer, np.s_[first : last + 1], np.s_[0:n])
+        except OSError as exc:
+            raise CubeError(
+                f"{frames.file.filename}: cannot read {frames.name} events {first}-{last}: {exc}"
+            ) from exc
+        span_rows = np.full((n, rows.shape[1]), -1, dtype=np.int32)
+        span_rows[events[part] - first] = rows[part]
+        calibrator.accumulate(buffer[:n], span_rows, acc)
+    return len(events)
+
+
+def _frames_per_read(frames: h5py.Dataset) -> int:
+    frame_bytes = int(np.prod(frames.shape[1:])) * frames.dtype.itemsize
+    return max(1, READ_BLOCK_BYTES // max(1, frame_bytes))
+
+
+def _runs(events: np.ndarray, window: int) -> Iterator[tuple[int, int, slice]]:
+    """Yield ``(first, last, part)``: spans of at most ``window`` consecutive event indices.
+
+    ``part`` selects the events inside ``[first, last]``; each span starts at a wanted
+    event, so long gaps between wanted events are never read.
+    """
+    pos = 0
+    while pos < len(events):
+        first = int(events[pos])
+        end = int(np.searchsorted(events, first + window, side="left"))
+        yield first, int(events[end - 1]), slice(pos, end)
+        pos = end

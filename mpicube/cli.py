@@ -1,0 +1,225 @@
+"""Command line: ``mpicube [run] …`` (the cube job), ``mpicube synth …``, ``mpicube demo``.
+
+Argument parsing and dispatch only; the work is in :mod:`mpicube.job` and
+:mod:`mpicube.synth`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mpicube.errors import CubeError
+
+DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
+SUBCOMMANDS = ("run", "synth", "demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command given by ``argv`` (default: sys.argv); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        argv = ["run", *argv]
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpicube",
+        description="Bin the shots of a run and sum fields and detector frames per bin into "
+        "HDF5 cubes, in parallel with MPI: mpirun -n 64 mpicube --experiment EXP --run R",
+    )
+    sub = parser.add_subparsers(title="commands (run is the default)")
+    _add_run(sub.add_parser("run", help="make the cubes of one run (the default command)"))
+    _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
+    _add_demo(sub.add_parser("demo", help="make a synthetic run and cube it on 2 ranks"))
+    return parser
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--experiment",
+        default=os.environ.get("EXPERIMENT"),
+        help="experiment name, e.g. xpplx1234 (default: $EXPERIMENT)",
+    )
+    p.add_argument(
+        "--run", type=int, default=_env_int("RUN_NUM"), help="run number (default: $RUN_NUM)"
+    )
+    p.add_argument(
+        "--indir",
+        type=Path,
+        help="directory of <exp>_Run<NNNN>.h5 (default: <data-root>/<hutch>/<exp>/hdf5/smalldata)",
+    )
+    p.add_argument("--outdir", type=Path, help="where cubes are written (default: <indir>/cube)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="cube config file (default: producers/cube_config_<hutch>.py, hutch = the first "
+        "3 letters of the experiment)",
+    )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path(os.environ.get("MPICUBE_DATA_ROOT", DEFAULT_DATA_ROOT)),
+        help=f"facility data root (default: $MPICUBE_DATA_ROOT or {DEFAULT_DATA_ROOT})",
+    )
+    p.add_argument("--force", action="store_true", help="replace cubes that exist already")
+    p.add_argument(
+        "--memory-budget",
+        type=float,
+        default=2.0,
+        metavar="GB",
+        help="detector accumulator memory per rank in GB; more bins than fit are done in "
+        "blocks (default: 2)",
+    )
+    p.set_defaults(handler=_run)
+
+
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", default="xpplx1234", help="experiment name (default: xpplx1234)")
+    p.add_argument("--run", type=int, default=1, help="run number (default: 1)")
+    p.add_argument("--outdir", type=Path, default=Path("."), help="where the file is written")
+    p.add_argument("--events", type=int, default=1000, help="number of events (default: 1000)")
+    p.add_argument(
+        "--scan",
+        choices=("delay", "step", "none"),
+        default="delay",
+        help="scan type (default: delay)",
+    )
+    p.add_argument(
+        "--detector",
+        action="append",
+        metavar="NAME[:MODEL]",
+        help="area detector to include, repeatable (default: jungfrau1M); MODEL is one of the "
+        "synthetic models (jungfrau1M, jungfrau4M, jungfrau-small, epix100, epix100-small)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(handler=_synth)
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("mpicube-demo"),
+        help="where the synthetic run and the cubes go (default: ./mpicube-demo)",
+    )
+    p.add_argument("--events", type=int, default=1000, help="number of events (default: 1000)")
+    p.add_argument("--ranks", type=int, default=2, help="MPI ranks (default: 2)")
+    p.set_defaults(handler=_demo)
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mpicube.job import JobOptions, run_job
+    from mpicube.parallel import Parallel, install_abort_hook
+    from mpicube.smalldata import run_file_name
+
+    install_abort_hook()
+    par = Parallel()
+    logging.basicConfig(
+        level=logging.INFO if par.is_root else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stdout,
+    )
+    try:
+        if not args.experiment or args.run is None:
+            raise CubeError("give --experiment and --run (or set EXPERIMENT and RUN_NUM)")
+        hutch = args.experiment[:3].lower()
+        indir = args.indir or args.data_root / hutch / args.experiment / "hdf5" / "smalldata"
+        options = JobOptions(
+            experiment=args.experiment,
+            run=args.run,
+            input_path=indir / run_file_name(args.experiment, args.run),
+            outdir=args.outdir or indir / "cube",
+            config_path=args.config or default_config(hutch),
+            force=args.force,
+            memory_budget=int(args.memory_budget * 2**30),
+        )
+        run_job(options, par)
+    except CubeError as exc:
+        if par.is_root:
+            print(f"mpicube: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def default_config(hutch: str) -> Path:
+    """Return ``producers/cube_config_<hutch>.py`` from the working directory or the source tree."""
+    name = f"cube_config_{hutch}.py"
+    candidates = [Path.cwd() / "producers" / name, Path(__file__).parents[1] / "producers" / name]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise CubeError(
+        f"no config {name} in {' or '.join(str(c.parent) for c in candidates)}: use --config"
+    )
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from mpicube.synth import run_file_name, write_run
+
+    detectors = {}
+    for spec in args.detector or ["jungfrau1M"]:
+        name, _, model = spec.partition(":")
+        detectors[name] = model or name
+    path = args.outdir / run_file_name(args.experiment, args.run)
+    write_run(path, n_events=args.events, scan=args.scan, detectors=detectors, seed=args.seed)
+    print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mpicube.synth import run_file_name, write_run
+
+    experiment, run = "xpplx1234", 1
+    indir, outdir = args.workdir / "smalldata", args.workdir / "cube"
+    path = indir / run_file_name(experiment, run)
+    print(f"writing a synthetic delay scan of {args.events} Jungfrau 1M events to {path}")
+    write_run(path, n_events=args.events, scan="delay")
+    command = [
+        _mpiexec(),
+        "-n",
+        str(args.ranks),
+        sys.executable,
+        "-m",
+        "mpicube",
+        "run",
+        "--experiment",
+        experiment,
+        "--run",
+        str(run),
+        "--indir",
+        str(indir),
+        "--outdir",
+        str(outdir),
+        "--config",
+        str(default_config("xpp")),
+        "--force",
+    ]
+    print("running:", " ".join(command), flush=True)
+    code = subprocess.call(command)
+    if code == 0:
+        print(f"cubes are in {outdir.resolve()}:")
+        for cube in sorted(outdir.glob("Cube_*.h5")):
+            print(f"  {cube.name}")
+    return code
+
+
+def _mpiexec() -> str:
+    """Return the mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if not found:
+        raise SystemExit("mpicube: error: no mpiexec found: pip install 'mpicube[mpich]'")
+    return found

@@ -1,0 +1,105 @@
+"""Everything MPI: the communicator, shares of work, error agreement, chunked Reduce, abort.
+
+A failing rank never hangs the job: expected failures are agreed on at the next
+collective step (every rank raises the same CubeError and exits cleanly), and
+anything that escapes calls ``MPI.Abort`` through :func:`install_abort_hook`.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+from mpi4py import MPI
+
+from mpicube.errors import CubeError
+
+T = TypeVar("T")
+REDUCE_CHUNK_BYTES = 16 * 2**20
+
+
+class Parallel:
+    """A communicator and the collective steps the job is built from."""
+
+    def __init__(self, comm: MPI.Comm | None = None):
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    @property
+    def is_root(self) -> bool:
+        """Return True on rank 0."""
+        return self.rank == 0
+
+    def everywhere(self, step: Callable[[], T]) -> T:
+        """Run ``step`` on every rank and return its result once all ranks succeeded.
+
+        If any rank fails, every rank raises the same CubeError (the first failing
+        rank's reason); unexpected exceptions print their traceback on their rank.
+        """
+        result, error = None, None
+        try:
+            result = step()
+        except CubeError as exc:
+            error = str(exc)
+        except Exception as exc:
+            traceback.print_exc()
+            sys.stderr.flush()
+            error = f"rank {self.rank}: {type(exc).__name__}: {exc}"
+        errors = self.comm.allgather(error)
+        first = next((e for e in errors if e), None)
+        if first is not None:
+            raise CubeError(first)
+        return result  # type: ignore[return-value]
+
+    def on_root(self, step: Callable[[], T]) -> T | None:
+        """Run ``step`` on rank 0 only (others wait); return its result on rank 0, else None."""
+        return self.everywhere(step if self.is_root else _nothing)
+
+    def from_root(self, step: Callable[[], T]) -> T:
+        """Run ``step`` on rank 0 and return its result, broadcast, on every rank."""
+        return self.comm.bcast(self.on_root(step), root=0)
+
+    def share(self, n_items: int) -> tuple[int, int]:
+        """Return this rank's ``(start, stop)`` of ``n_items`` split into near-equal parts."""
+        base, extra = divmod(n_items, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return start, start + base + (self.rank < extra)
+
+    def reduce_sum(self, buffer: np.ndarray) -> None:
+        """Sum ``buffer`` over all ranks into rank 0's buffer, in place, in 16 MB slices.
+
+        ``buffer`` must be C-contiguous float64 or int64 and of the same shape everywhere.
+        Slicing avoids count overflow and big temporary buffers on every MPI.
+        """
+        if self.size == 1:
+            return
+        flat = buffer.reshape(-1)
+        step = max(1, REDUCE_CHUNK_BYTES // flat.itemsize)
+        for start in range(0, flat.size, step):
+            part = flat[start : start + step]
+            if self.is_root:
+                self.comm.Reduce(MPI.IN_PLACE, part, op=MPI.SUM, root=0)
+            else:
+                self.comm.Reduce(part, None, op=MPI.SUM, root=0)
+
+
+def _nothing() -> None:
+    return None
+
+
+def install_abort_hook() -> None:
+    """Make an uncaught exception on any rank print its traceback and abort the whole job."""
+    if MPI.COMM_WORLD.Get_size() == 1:
+        return
+    previous = sys.excepthook
+
+    def abort(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+        previous(kind, value, tb)
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(1)
+
+    sys.excepthook = abort
