@@ -123,6 +123,8 @@ def _log_plan(plan: Plan, options: JobOptions) -> None:
             counts.above,
             counts.nan,
         )
+    if plan.settings.save_tiff:
+        log.warning("save_tiff = True is not implemented yet: no TIFF files are written")
     log.info("output directory: %s", options.outdir)
 
 
