@@ -13,6 +13,7 @@ def read_run(path) -> dict:
     """Return every per-event dataset and detector constant of a smalldata file."""
     out = {}
     with h5py.File(path, "r") as f:
+
         def keep(name, obj):
             if isinstance(obj, h5py.Dataset):
                 out[name] = obj[()]

@@ -23,9 +23,24 @@ MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 def run_cube(indir: Path, outdir: Path, config: Path, ranks: int, *extra: str):
     """Run the cube job under mpiexec; return the completed process."""
     command = [
-        MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpicube", "run",
-        "--experiment", EXP, "--run", "1", "--indir", str(indir), "--outdir", str(outdir),
-        "--config", str(config), *extra,
+        MPIEXEC,
+        "-n",
+        str(ranks),
+        sys.executable,
+        "-m",
+        "mpicube",
+        "run",
+        "--experiment",
+        EXP,
+        "--run",
+        "1",
+        "--indir",
+        str(indir),
+        "--outdir",
+        str(outdir),
+        "--config",
+        str(config),
+        *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
@@ -49,7 +64,10 @@ def make_run(tmp: Path, scan: str, seed: int, n_events: int = 160) -> tuple[Path
     indir = tmp / "smalldata"
     path = write_run(
         indir / f"{EXP}_Run0001.h5",
-        n_events=n_events, scan=scan, detectors={DET: "jungfrau-small"}, seed=seed,
+        n_events=n_events,
+        scan=scan,
+        detectors={DET: "jungfrau-small"},
+        seed=seed,
     )
     with h5py.File(path, "r+") as f:
         f[f"damage/{DET}"][7] = 0

@@ -23,7 +23,7 @@ class FakeComm:
 def test_shares_are_contiguous_and_cover_everything(n_items, size):
     shares = [Parallel(FakeComm(r, size)).share(n_items) for r in range(size)]
     assert shares[0][0] == 0 and shares[-1][1] == n_items
-    assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+    assert all(a[1] == b[0] for a, b in zip(shares, shares[1:], strict=False))
     lengths = [stop - start for start, stop in shares]
     assert max(lengths) - min(lengths) <= 1
 

@@ -51,10 +51,16 @@ def test_laser_off_drops_laser_timetool_and_encoder_rows():
     assert off.laser == "off" and off.rows == (rows[0], LASER_OFF)
     laser = np.array([1.0, 0, -1, 1])
     assert apply(Selection("x", "on", (LASER_ON,)), 4, lambda _: laser)[0].tolist() == [
-        True, False, False, True,
+        True,
+        False,
+        False,
+        True,
     ]
     assert apply(Selection("x", "off", (LASER_OFF,)), 4, lambda _: laser)[0].tolist() == [
-        False, True, False, False,
+        False,
+        True,
+        False,
+        False,
     ]
 
 
