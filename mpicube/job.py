@@ -8,6 +8,7 @@ deletes the cubes it had started: nothing half-written is left.
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,10 +73,16 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         raise
     finally:
         sd.close()
+    peak_rss = par.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     if par.is_root:
         for path in written:
             log.info("wrote %s", path)
-        log.info("done in %.1f s on %d ranks", time.perf_counter() - started, par.size)
+        log.info(
+            "done in %.1f s on %d ranks; peak memory per rank %s GB",
+            time.perf_counter() - started,
+            par.size,
+            " ".join(f"{gb:.2f}" for gb in peak_rss),
+        )
     return written
 
 

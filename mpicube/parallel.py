@@ -63,6 +63,10 @@ class Parallel:
         """Run ``step`` on rank 0 and return its result, broadcast, on every rank."""
         return self.comm.bcast(self.on_root(step), root=0)
 
+    def gather(self, value: T) -> list[T] | None:
+        """Return every rank's ``value`` in rank order on rank 0, None elsewhere."""
+        return self.comm.gather(value, root=0)
+
     def share(self, n_items: int) -> tuple[int, int]:
         """Return this rank's ``(start, stop)`` of ``n_items`` split into near-equal parts."""
         base, extra = divmod(n_items, self.size)
