@@ -231,7 +231,17 @@ def _merge_detectors(
     ]
     active = np.flatnonzero(np.sum(entries, axis=0) > 0)
     bytes_per_row = 8 * sum(d.calibrator.n_pixels for d in detectors)
-    for block in accumulate.row_blocks(active, bytes_per_row, budget):
+    blocks = accumulate.row_blocks(active, bytes_per_row, budget)
+    if par.is_root:
+        log.info(
+            "detector sums: %d (cube, bin) rows hold frames, %.2f GB in all, "
+            "accumulated in %d block(s) within %.2f GB per rank",
+            len(active),
+            len(active) * bytes_per_row / 2**30,
+            len(blocks),
+            budget / 2**30,
+        )
+    for block in blocks:
 
         def add_frames(block: np.ndarray = block) -> list[np.ndarray]:
             sums = []
@@ -258,3 +268,4 @@ def _merge_detectors(
                     files[c].write_bin(det.calibrator.name, b, data)
 
         par.on_root(write)
+        del sums, write  # free this block's accumulators before the next block allocates

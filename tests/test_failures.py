@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from mpicube.synth import write_run
-from tests.test_job import EXP, MPIEXEC, run_cube
+from tests.test_job import EXP, job_args, run_cube, under_mpi
 
 HARNESS = str(Path(__file__).with_name("fail_on_rank.py"))
 CONFIG = """
@@ -31,29 +29,10 @@ def small_run(tmp_path_factory):
 
 
 def run_with_fault(indir, outdir, config, target: str, rank: int, ranks: int = 3):
-    command = [
-        MPIEXEC,
-        "-n",
-        str(ranks),
-        sys.executable,
-        HARNESS,
-        target,
-        str(rank),
-        "--",
-        "run",
-        "--experiment",
-        EXP,
-        "--run",
-        "1",
-        "--indir",
-        str(indir),
-        "--outdir",
-        str(outdir),
-        "--config",
-        str(config),
-    ]
+    """Run the job with ``target`` failing on ``rank``; return (process, seconds taken)."""
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    args = job_args(indir, outdir, config)
+    result = under_mpi(ranks, HARNESS, target, str(rank), "--", *args)
     return result, time.monotonic() - started
 
 

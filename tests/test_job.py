@@ -20,30 +20,24 @@ DET = "jf"
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 
-def run_cube(indir: Path, outdir: Path, config: Path, ranks: int, *extra: str):
-    """Run the cube job under mpiexec; return the completed process."""
-    command = [
-        MPIEXEC,
-        "-n",
-        str(ranks),
-        sys.executable,
-        "-m",
-        "mpicube",
-        "run",
-        "--experiment",
-        EXP,
-        "--run",
-        "1",
-        "--indir",
-        str(indir),
-        "--outdir",
-        str(outdir),
-        "--config",
-        str(config),
-        *extra,
-    ]
+def job_args(indir: Path, outdir: Path, config: Path) -> list[str]:
+    """Return the ``mpicube run`` arguments of the test experiment's run 1."""
+    return [
+        "run", "--experiment", EXP, "--run", "1", "--indir", str(indir),
+        "--outdir", str(outdir), "--config", str(config),
+    ]  # fmt: skip
+
+
+def under_mpi(ranks: int, *python_args: str) -> subprocess.CompletedProcess:
+    """Run ``python *python_args`` on ``ranks`` MPI ranks; return the completed process."""
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, *python_args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def run_cube(indir: Path, outdir: Path, config: Path, ranks: int, *extra: str):
+    """Run the cube job under mpiexec; return the completed process."""
+    return under_mpi(ranks, "-m", "mpicube", *job_args(indir, outdir, config), *extra)
 
 
 def compare(path: Path, expected: dict) -> None:
@@ -249,3 +243,22 @@ def test_existing_cube_is_kept_unless_forced(scan_run, tmp_path):
     assert run_cube(indir, tmp_path, config, 2, "--force").returncode == 0
     assert cube.stat().st_mtime_ns != before
     assert [p.name for p in tmp_path.iterdir()] == [cube.name]
+
+
+def test_more_ranks_than_events(tmp_path):
+    indir = tmp_path / "smalldata"
+    path = write_run(
+        indir / f"{EXP}_Run0001.h5", n_events=2, n_steps=1, detectors={DET: "jungfrau-small"}
+    )
+    run = oracle.read_run(path)
+    config = tmp_path / "cube_config_xpp.py"
+    config.write_text(
+        "binBoundaries = [0.0, 1e9]\nbinName = 'ipm2/sum'\nvarList = [{'source': 'jf'}]\n"
+    )
+    result = run_cube(indir, tmp_path / "out", config, 4)
+    assert result.returncode == 0, result.stderr
+    keep = np.ones(2, dtype=bool)
+    frames = oracle.calibrated_frames(run, DET, None)
+    edges = np.array([0.0, 1e9])
+    want = oracle.expected_cube(run, keep, run["ipm2/sum"], edges, [], DET, frames)
+    compare(tmp_path / "out" / f"Cube_{EXP}_Run0001_ipm2__sum.h5", want)

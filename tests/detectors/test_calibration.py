@@ -11,8 +11,15 @@ from mpicube.errors import CubeError
 SHAPE = (2, 7, 9)  # 126 pixels: not a multiple of the kernel's 4-word groups per frame
 
 
-def _oracle_value(raw: int, ped: np.ndarray, gain: np.ndarray, mask: np.ndarray | None,
-                  det_type: str, thres: float | None, idx: tuple[int, ...]) -> float:
+def _oracle_value(
+    raw: int,
+    ped: np.ndarray,
+    gain: np.ndarray,
+    mask: np.ndarray | None,
+    det_type: str,
+    thres: float | None,
+    idx: tuple[int, ...],
+) -> float:
     """One pixel by the contract's formula, in float64."""
     if det_type == "jungfrau":
         code, adc = raw >> 14, raw & 0x3FFF
@@ -35,13 +42,15 @@ def _oracle_value(raw: int, ped: np.ndarray, gain: np.ndarray, mask: np.ndarray 
 def _oracle_frame(frame: np.ndarray, const: DetectorConstants, thres: float | None) -> np.ndarray:
     out = np.zeros(frame.shape, np.float64)
     for idx in np.ndindex(frame.shape):
-        out[idx] = _oracle_value(int(frame[idx]), const.ped, const.gain, const.mask,
-                                 const.detector_type, thres, idx)
+        out[idx] = _oracle_value(
+            int(frame[idx]), const.ped, const.gain, const.mask, const.detector_type, thres, idx
+        )
     return out
 
 
-def _constants(rng: np.random.Generator, det_type: str = "jungfrau",
-               shape: tuple[int, ...] = SHAPE) -> DetectorConstants:
+def _constants(
+    rng: np.random.Generator, det_type: str = "jungfrau", shape: tuple[int, ...] = SHAPE
+) -> DetectorConstants:
     """Random constants with masked, gain-0 and non-finite pixels."""
     n_stages = 3 if det_type == "jungfrau" else 1
     ped = rng.uniform(1000, 3000, (n_stages, *shape)).astype(np.float32)
@@ -95,16 +104,22 @@ def test_accumulate_matches_oracle(thres):
     rng = np.random.default_rng(2)
     const = _constants(rng)
     frames = _jungfrau_frames(rng, 6)
-    rows = np.array([[0, -1, -1],  # one row
-                     [-1, -1, -1],  # skipped
-                     [1, 2, -1],  # several rows
-                     [2, -1, 2],  # a repeated row gets the frame twice
-                     [0, -1, -1],  # same row as frame 0
-                     [-1, 3, 0]], np.int32)
+    rows = np.array(
+        [
+            [0, -1, -1],  # one row
+            [-1, -1, -1],  # skipped
+            [1, 2, -1],  # several rows
+            [2, -1, 2],  # a repeated row gets the frame twice
+            [0, -1, -1],  # same row as frame 0
+            [-1, 3, 0],
+        ],
+        np.int32,
+    )
     acc = np.zeros((4, const.n_pixels))
     make_calibrator(const, thres, 0).accumulate(frames, rows, acc)
-    np.testing.assert_allclose(acc, _oracle_acc(frames, rows, 4, const, thres),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        acc, _oracle_acc(frames, rows, 4, const, thres), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_accumulate_adds_to_existing_sums():
@@ -115,8 +130,9 @@ def test_accumulate_adds_to_existing_sums():
     start = rng.normal(size=(2, const.n_pixels))
     acc = start.copy()
     make_calibrator(const, None, None).accumulate(frames, rows, acc)
-    np.testing.assert_allclose(acc - start, _oracle_acc(frames, rows, 2, const, None),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        acc - start, _oracle_acc(frames, rows, 2, const, None), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_frames_first_n_of_a_larger_buffer():
@@ -172,20 +188,28 @@ def test_epix100(thres):
     acc = np.zeros((2, const.n_pixels))
     calibrator = make_calibrator(const, thres, None)
     calibrator.accumulate(frames, rows, acc)
-    np.testing.assert_allclose(acc, _oracle_acc(frames, rows, 2, const, thres),
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(calibrator.calibrate(frames[1]),
-                               _oracle_frame(frames[1], const, thres), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        acc, _oracle_acc(frames, rows, 2, const, thres), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        calibrator.calibrate(frames[1]),
+        _oracle_frame(frames[1], const, thres),
+        rtol=1e-6,
+        atol=1e-5,
+    )
 
 
 def test_epix100_single_stage_constants_may_drop_the_stage_axis():
     rng = np.random.default_rng(7)
     const = _constants(rng, "epix100", (4, 4))
-    flat = DetectorConstants("det", "epix100", (4, 4), ped=const.ped[0], gain=const.gain[0],
-                             mask=const.mask)
+    flat = DetectorConstants(
+        "det", "epix100", (4, 4), ped=const.ped[0], gain=const.gain[0], mask=const.mask
+    )
     frame = rng.integers(0, 4000, (4, 4)).astype(np.uint16)
-    np.testing.assert_array_equal(make_calibrator(flat, None, None).calibrate(frame),
-                                  make_calibrator(const, None, None).calibrate(frame))
+    np.testing.assert_array_equal(
+        make_calibrator(flat, None, None).calibrate(frame),
+        make_calibrator(const, None, None).calibrate(frame),
+    )
 
 
 def test_no_mask_means_all_good_and_attributes():
@@ -196,13 +220,15 @@ def test_no_mask_means_all_good_and_attributes():
     assert (calibrator.name, calibrator.raw_shape, calibrator.n_pixels) == ("jf1", SHAPE, 126)
     calibrator.warm_up()
     frame = _jungfrau_frames(rng, 1)[0]
-    np.testing.assert_allclose(calibrator.calibrate(frame), _oracle_frame(frame, unmasked, None),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        calibrator.calibrate(frame), _oracle_frame(frame, unmasked, None), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_unknown_detector_type():
-    const = DetectorConstants("cspad_x", "cspad", (2, 2), ped=np.zeros((1, 2, 2)),
-                              gain=np.ones((1, 2, 2)))
+    const = DetectorConstants(
+        "cspad_x", "cspad", (2, 2), ped=np.zeros((1, 2, 2)), gain=np.ones((1, 2, 2))
+    )
     with pytest.raises(CubeError, match="cspad_x.*cspad"):
         make_calibrator(const, None, None)
 
