@@ -86,7 +86,7 @@ def resolve_bins(
     ``read(path)`` returns a field as float64 (N,); ``has_field(path)`` tells if it exists.
     """
     if edges is not None and bin_name:
-        values = read(bin_name)
+        values = _not_all_nan(bin_name, read(bin_name))
         bins = Bins("field", bin_name, edges, edges[:-1].copy(), (bin_name,))
         return BinValues(bins, values, values)
     if edges is not None:
@@ -109,7 +109,8 @@ def _delay_bins(edges: np.ndarray, has_field: Callable[[str], bool], read: Reade
     correction = read(correction_field) if correction_field else 0.0
     sources = (nominal_field,) + ((correction_field,) if correction_field else ())
     bins = Bins("delay", "delay", edges, edges[:-1].copy(), sources)
-    return BinValues(bins, nominal + correction, nominal)
+    delay = _not_all_nan(f"delay ({' + '.join(sources)})", nominal + correction)
+    return BinValues(bins, delay, nominal)
 
 
 def _usable(has_field: Callable[[str], bool], read: Reader, name: str) -> bool:
@@ -148,6 +149,13 @@ def _unique_position_bins(name: str, values: np.ndarray) -> Bins:
     edges = np.concatenate(([-np.inf], positions, [np.inf]))
     labels = np.concatenate(([np.nan], positions))
     return Bins("scan", name, edges, labels, (name,))
+
+
+def _not_all_nan(name: str, values: np.ndarray) -> np.ndarray:
+    """Return ``values``; CubeError if the bin variable is NaN for every event."""
+    if len(values) and np.isnan(values).all():
+        raise CubeError(f"bin variable {name} is NaN for every event of the run")
+    return values
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -122,10 +122,9 @@ def _env_int(name: str) -> int | None:
 
 def _run(args: argparse.Namespace) -> int:
     from mpicube.job import JobOptions, run_job
-    from mpicube.parallel import Parallel, install_abort_hook
+    from mpicube.parallel import Parallel, abort_on_error
     from mpicube.smalldata import run_file_name
 
-    install_abort_hook()
     par = Parallel()
     logging.basicConfig(
         level=logging.INFO if par.is_root else logging.WARNING,
@@ -146,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             memory_budget=int(args.memory_budget * 2**30),
         )
-        run_job(options, par)
+        abort_on_error(lambda: run_job(options, par))
     except CubeError as exc:
         if par.is_root:
             print(f"mpicube: error: {exc}", file=sys.stderr)

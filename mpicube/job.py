@@ -21,7 +21,13 @@ from mpicube.errors import CubeError
 from mpicube.parallel import Parallel
 from mpicube.plan import Plan, make_plan
 from mpicube.smalldata import CONSTANT_NAMES, SmallData
-from mpicube.writer import CubeFile, DetectorOutput, existing_cubes
+from mpicube.writer import (
+    CubeFile,
+    CubeSet,
+    DetectorOutput,
+    check_free_space,
+    existing_cubes,
+)
 
 log = logging.getLogger("mpicube")
 
@@ -57,19 +63,20 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
     if not plan.cubes:
         raise CubeError("no cube written: every selection keeps no event")
     sd = par.everywhere(lambda: SmallData(options.input_path))
-    files: list[CubeFile] = []
+    cubes: CubeSet | None = None
     try:
         events = accumulate.events_in_cubes(plan)
         start, stop = par.share(len(events))
         local = accumulate.local_events(plan, events[start:stop])
         detectors = par.everywhere(lambda: _detectors(sd, plan, par.is_root))
-        files = par.on_root(lambda: _open_cubes(plan, options)) or []
+        cubes = par.on_root(lambda: _open_cubes(plan, options, detectors))
+        files = cubes.files if cubes else []
         _merge_scalars(par, sd, plan, local, files)
         _merge_detectors(par, sd, plan, local, detectors, files, options.memory_budget)
-        written = par.on_root(lambda: [f.commit() for f in files]) or []
+        written = par.on_root(lambda: cubes.commit()) or []
     except BaseException:
-        for file in files:
-            file.discard()
+        if cubes:
+            cubes.discard()
         raise
     finally:
         sd.close()
@@ -176,16 +183,22 @@ def _as_image(geometry: Geometry, key: str, value: np.ndarray) -> np.ndarray:
     return geometry.assemble_one(value)
 
 
-def _open_cubes(plan: Plan, options: JobOptions) -> list[CubeFile]:
-    files: list[CubeFile] = []
-    try:
-        for cube in plan.cubes:
-            files.append(CubeFile(options.outdir / cube.file_name, options.force))
-    except BaseException:
-        for file in files:
-            file.discard()
-        raise
-    return files
+def _open_cubes(plan: Plan, options: JobOptions, detectors: list[Detector]) -> CubeSet:
+    """Return the run's cubes, opened under temporary names once the disk has room."""
+    check_free_space(options.outdir, _bytes_needed(plan, detectors))
+    return CubeSet([options.outdir / cube.file_name for cube in plan.cubes], options.force)
+
+
+def _bytes_needed(plan: Plan, detectors: list[Detector]) -> int:
+    """Return an upper estimate of the bytes the run's cubes take on disk."""
+    scalars = plan.n_rows * 8 * (4 + len(plan.settings.fields)) + len(plan.cubes) * 2**20
+    total = scalars
+    for i, det in enumerate(detectors):
+        assert det.output is not None  # rank 0 only
+        rows_with_frames = int(np.count_nonzero(plan.detector_entries(i)))
+        constants = sum(v.nbytes for v in det.output.constants.values())
+        total += rows_with_frames * 8 * int(np.prod(det.output.shape)) + len(plan.cubes) * constants
+    return total
 
 
 def _merge_scalars(

@@ -2,7 +2,7 @@
 
 A failing rank never hangs the job: expected failures are agreed on at the next
 collective step (every rank raises the same CubeError and exits cleanly), and
-anything that escapes calls ``MPI.Abort`` through :func:`install_abort_hook`.
+anything that escapes calls ``MPI.Abort`` through :func:`abort_on_error`.
 """
 
 from __future__ import annotations
@@ -95,15 +95,20 @@ def _nothing() -> None:
     return None
 
 
-def install_abort_hook() -> None:
-    """Make an uncaught exception on any rank print its traceback and abort the whole job."""
-    if MPI.COMM_WORLD.Get_size() == 1:
-        return
-    previous = sys.excepthook
+def abort_on_error(step: Callable[[], T]) -> T:
+    """Return ``step()``; an exception other than CubeError prints its traceback and, with
+    several ranks, aborts the whole job (other ranks may be waiting in a collective step).
 
-    def abort(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
-        previous(kind, value, tb)
+    A wrapper rather than ``sys.excepthook``: h5py reports errors in its destructors
+    through the hook, and those must not abort the job.
+    """
+    try:
+        return step()
+    except CubeError:
+        raise
+    except Exception:
+        traceback.print_exc()
         sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(1)
-
-    sys.excepthook = abort
+        if MPI.COMM_WORLD.Get_size() > 1:
+            MPI.COMM_WORLD.Abort(1)
+        raise

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +41,35 @@ def dataset_name(field: str) -> str:
     return field.replace("/", "__")
 
 
+def temporary_path(path: Path) -> Path:
+    """Return the hidden name a cube is written under until complete."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+_GUARD = """
+import os, sys
+sys.stdin.buffer.read()  # returns when the job's process ends, however it ends
+for path in sys.argv[1:]:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+"""
+
+
+def guard_temporary_files(paths: list[Path]) -> subprocess.Popen:
+    """Start a watcher that deletes ``paths`` once this process ends, even by a signal.
+
+    Close the watcher's stdin (after the files are renamed) to end it normally. It runs
+    in its own session, so the MPI launcher's kill of the job does not reach it.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-c", _GUARD, *map(str, paths)],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def existing_cubes(outdir: Path, names: list[str]) -> list[Path]:
     """Return the cube files among ``names`` that already exist in ``outdir``."""
     return [outdir / name for name in names if (outdir / name).exists()]
@@ -46,15 +81,28 @@ class CubeFile:
     def __init__(self, path: Path, force: bool):
         self.path = path
         self.force = force
-        self.temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        self.temp = temporary_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.h5 = h5py.File(self.temp, "w")
         except OSError as exc:
             raise CubeError(f"{path.parent}: cannot write the cube there: {exc}") from exc
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn an I/O failure (e.g. a full disk) into a one-line CubeError naming the cube."""
+        try:
+            yield
+        except OSError as exc:
+            raise CubeError(f"{self.path}: cannot write the cube: {_reason(exc)}") from exc
+
     def write_bins(self, plan: Plan, cube: CubePlan, field_sums: dict, n_ranks: int) -> None:
         """Write the bins, counts, bin variable, field sums and provenance attributes."""
+        with self._writing():
+            self._write_bins(plan, cube, field_sums, n_ranks)
+            self.h5.flush()
+
+    def _write_bins(self, plan: Plan, cube: CubePlan, field_sums: dict, n_ranks: int) -> None:
         bins = plan.bins
         h5 = self.h5
         h5["binVar_bins"] = bins.labels
@@ -94,29 +142,32 @@ class CubeFile:
 
     def add_detector(self, detector: DetectorOutput, entries: np.ndarray) -> None:
         """Create ``<det>_data`` (zero until a bin is written), ``_nEntries`` and ``_cfg``."""
-        n_bins = len(entries)
-        self.h5.create_dataset(
-            f"{detector.name}_data",
-            shape=(n_bins, *detector.shape),
-            dtype=np.float64,
-            chunks=(1, *detector.shape),
-            fillvalue=0.0,
-        )
-        self.h5[f"{detector.name}_nEntries"] = entries
-        cfg = self.h5.create_group(f"{detector.name}_cfg")
-        for key, value in detector.constants.items():
-            cfg[key] = value
+        with self._writing():
+            self.h5.create_dataset(
+                f"{detector.name}_data",
+                shape=(len(entries), *detector.shape),
+                dtype=np.float64,
+                chunks=(1, *detector.shape),
+                fillvalue=0.0,
+            )
+            self.h5[f"{detector.name}_nEntries"] = entries
+            cfg = self.h5.create_group(f"{detector.name}_cfg")
+            for key, value in detector.constants.items():
+                cfg[key] = value
 
     def write_bin(self, detector: str, index: int, data: np.ndarray) -> None:
         """Write the summed frames of one bin of ``detector``."""
-        self.h5[f"{detector}_data"][index] = data
+        with self._writing():
+            self.h5[f"{detector}_data"][index] = data
+            self.h5.flush()  # a full disk fails here, not later in a destructor
 
     def commit(self) -> Path:
         """Close the file and give it its final name; return that name.
 
         Without ``force``, an existing file of that name is an error (checked atomically).
         """
-        self.h5.close()
+        with self._writing():
+            self.h5.close()
         try:
             if self.force:
                 os.replace(self.temp, self.path)
@@ -129,7 +180,59 @@ class CubeFile:
         return self.path
 
     def discard(self) -> None:
-        """Close and delete the temporary file."""
-        if self.h5.id.valid:
-            self.h5.close()
+        """Delete the temporary file, then close it (a failing close is of no concern then)."""
         self.temp.unlink(missing_ok=True)
+        if self.h5.id.valid:
+            with suppress(Exception):
+                self.h5.close()
+
+
+def _reason(exc: OSError) -> str:
+    """Return the system's reason from an h5py I/O error (its message spans many lines)."""
+    text = str(exc)
+    match = re.search(r"error message = '([^']*)'", text)
+    return match.group(1) if match else text.splitlines()[0]
+
+
+def check_free_space(outdir: Path, needed_bytes: int) -> None:
+    """Raise CubeError unless the file system of ``outdir`` has ``needed_bytes`` free."""
+    existing = next(p for p in (outdir, *outdir.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed_bytes:
+        raise CubeError(
+            f"{outdir}: not enough disk space for the cubes: {needed_bytes / 2**30:.2f} GB "
+            f"needed, {free / 2**30:.2f} GB free"
+        )
+
+
+class CubeSet:
+    """The cubes of one job, opened together under temporary names and committed or
+    discarded together; a watcher process deletes the temporary files if this process
+    dies first (killed by the MPI launcher, a signal or the out-of-memory killer)."""
+
+    def __init__(self, paths: list[Path], force: bool):
+        self.guard = guard_temporary_files([temporary_path(p) for p in paths])
+        self.files: list[CubeFile] = []
+        try:
+            for path in paths:
+                self.files.append(CubeFile(path, force))
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self) -> list[Path]:
+        """Give every cube its final name; return those names."""
+        written = [file.commit() for file in self.files]
+        self._release_guard()
+        return written
+
+    def discard(self) -> None:
+        """Delete every temporary file."""
+        for file in self.files:
+            file.discard()
+        self._release_guard()
+
+    def _release_guard(self) -> None:
+        if self.guard.stdin and not self.guard.stdin.closed:
+            self.guard.stdin.close()
+            self.guard.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -38,6 +39,16 @@ def under_mpi(ranks: int, *python_args: str) -> subprocess.CompletedProcess:
 def run_cube(indir: Path, outdir: Path, config: Path, ranks: int, *extra: str):
     """Run the cube job under mpiexec; return the completed process."""
     return under_mpi(ranks, "-m", "mpicube", *job_args(indir, outdir, config), *extra)
+
+
+def files_soon(directory: Path, seconds: float = 10.0) -> list[Path]:
+    """Return the files of ``directory`` once none is a temporary cube (or after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = sorted(directory.iterdir())
+        if time.monotonic() > deadline or not any(p.suffix == ".partial" for p in found):
+            return found
+        time.sleep(0.1)
 
 
 def compare(path: Path, expected: dict) -> None:
