@@ -97,7 +97,8 @@ def _add_synth(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME[:MODEL]",
         help="area detector to include, repeatable (default: jungfrau1M); MODEL is one of the "
-        "synthetic models (jungfrau1M, jungfrau4M, jungfrau-small, epix100, epix100-small)",
+        "synthetic models (jungfrau1M, jungfrau4M, jungfrau-small, epix10k2M, epix10ka-small, "
+        "epix100, epix100-small)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(handler=_synth)

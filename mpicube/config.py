@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mpicube import postproc
+from mpicube.detectors.commonmode import ALL_NUMBERS
 from mpicube.errors import CubeError, did_you_mean
 
 STANDARD_FILTER = "filter1"
@@ -34,7 +36,7 @@ KNOWN_NAMES = (
     "save_tiff",
 )
 
-DETECTOR_KEYS = ("source", "full", "image", "thresADU", "common_mode", "det_proc")
+DETECTOR_KEYS = ("source", "full", "image", "thresADU", "thresRms", "common_mode", "det_proc")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class DetectorRequest:
     """One area detector to cube, as given by a detector dict of ``varList``.
 
     ``full`` is accepted and has no effect (the seed marks it "not implemented").
+    ``common_mode`` None means the detector type's default (see ``detectors.commonmode``).
     """
 
     source: str
@@ -63,6 +66,8 @@ class DetectorRequest:
     thres_adu: float | None = None
     common_mode: int | None = None
     full: bool = False
+    thres_rms: float | None = None
+    det_proc: tuple[postproc.ProcSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,14 @@ class CubeConfig:
         line = self._line_of(name)
         where = f"{self.path}:{line}" if line else str(self.path)
         return CubeError(f"{where}: {name}: {message}")
+
+    def _detector_error(self, key: str, message: str) -> CubeError:
+        """Return a CubeError naming the first line that mentions the detector dict key
+        ``key`` (else the line of ``varList``)."""
+        for number, text in enumerate(self.text.splitlines(), start=1):
+            if f"'{key}'" in text or f'"{key}"' in text:
+                return CubeError(f"{self.path}:{number}: varList: {message}")
+        return self.error("varList", message)
 
     def _line_of(self, name: str) -> int | None:
         for number, text in enumerate(self.text.splitlines(), start=1):
@@ -206,20 +219,37 @@ class CubeConfig:
         source = entry.get("source")
         if not isinstance(source, str) or not source:
             raise self.error("varList", "a detector dict needs 'source': the detector name")
-        thres = entry.get("thresADU")
-        if thres is not None and not _is_real(thres):
-            raise self.error("varList", f"{source}: thresADU must be a number, not {thres!r}")
+        thresholds = {}
+        for key in ("thresADU", "thresRms"):
+            value = entry.get(key)
+            if value is not None and not (_is_real(value) and np.isfinite(value)):
+                raise self._detector_error(key, f"{source}: {key} must be a number, not {value!r}")
+            thresholds[key] = None if value is None else float(value)
         common_mode = entry.get("common_mode")
-        if common_mode is not None and not isinstance(common_mode, numbers.Integral):
-            raise self.error("varList", f"{source}: common_mode must be an int or None")
-        if entry.get("det_proc"):
-            raise self.error("varList", f"{source}: det_proc is not implemented yet")
+        if common_mode is not None and (
+            not isinstance(common_mode, numbers.Integral) or isinstance(common_mode, bool)
+        ):
+            raise self._detector_error(
+                "common_mode", f"{source}: common_mode must be an int or None"
+            )
+        if common_mode is not None and common_mode not in ALL_NUMBERS:
+            known = ", ".join(map(str, sorted(ALL_NUMBERS)))
+            raise self._detector_error(
+                "common_mode",
+                f"{source}: common_mode {common_mode} is not supported (known numbers: {known})",
+            )
+        try:
+            det_proc = postproc.parse(entry.get("det_proc"))
+        except ValueError as exc:
+            raise self._detector_error("det_proc", f"{source}: {exc}") from None
         return DetectorRequest(
             source=source,
             image=self._bool("image", entry.get("image", False)),
-            thres_adu=None if thres is None else float(thres),
+            thres_adu=thresholds["thresADU"],
             common_mode=None if common_mode is None else int(common_mode),
             full=self._bool("full", entry.get("full", False)),
+            thres_rms=thresholds["thresRms"],
+            det_proc=det_proc,
         )
 
     def _hist_list(self, value: Any) -> dict[str, list[float] | None]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpicube import accumulate, selection
+from mpicube import accumulate, postproc, selection, tiffs
 from mpicube.detectors import Calibrator, DetectorConstants, Geometry, make_calibrator
 from mpicube.errors import CubeError
 from mpicube.parallel import Parallel
@@ -52,6 +52,7 @@ class Detector:
     calibrator: Calibrator
     geometry: Geometry | None  # set when the cube holds assembled images
     output: DetectorOutput | None  # set on rank 0 only
+    procs: tuple[postproc.PostProc, ...] = ()  # det_proc functions, rank 0 only
 
 
 def run_job(options: JobOptions, par: Parallel) -> list[Path]:
@@ -74,6 +75,9 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         _merge_scalars(par, sd, plan, local, files)
         _merge_detectors(par, sd, plan, local, detectors, files, options.memory_budget)
         written = par.on_root(lambda: cubes.commit()) or []
+        if plan.settings.save_tiff:
+            names = [d.source for d in plan.settings.detectors]
+            par.on_root(lambda: [tiffs.write_tiffs(path, names) for path in written])
     except BaseException:
         if cubes:
             cubes.discard()
@@ -137,8 +141,6 @@ def _log_plan(plan: Plan, options: JobOptions) -> None:
             counts.above,
             counts.nan,
         )
-    if plan.settings.save_tiff:
-        log.warning("save_tiff = True is not implemented yet: no TIFF files are written")
     log.info("output directory: %s", options.outdir)
 
 
@@ -147,7 +149,9 @@ def _detectors(sd: SmallData, plan: Plan, for_writing: bool) -> list[Detector]:
     detectors = []
     for request in plan.settings.detectors:
         constants = sd.detector_constants(request.source)
-        calibrator = make_calibrator(constants, request.thres_adu, request.common_mode)
+        calibrator = make_calibrator(
+            constants, request.thres_adu, request.common_mode, request.thres_rms
+        )
         geometry = None
         if request.image:
             if constants.ix is None or constants.iy is None:
@@ -156,22 +160,30 @@ def _detectors(sd: SmallData, plan: Plan, for_writing: bool) -> list[Detector]:
                     f"{request.source}/ix and iy"
                 )
             geometry = Geometry(request.source, constants.ix, constants.iy, constants.raw_shape)
-        output = _output_layout(constants, geometry) if for_writing else None
-        detectors.append(Detector(calibrator, geometry, output))
+        output, procs = None, ()
+        if for_writing:
+            shape = geometry.image_shape if geometry else tuple(constants.raw_shape)
+            procs = tuple(postproc.bind(request.det_proc, constants, shape, str(plan.config_path)))
+            output = _output_layout(constants, geometry, procs)
+        detectors.append(Detector(calibrator, geometry, output, procs))
     return detectors
 
 
-def _output_layout(constants: DetectorConstants, geometry: Geometry | None) -> DetectorOutput:
-    """Return the detector's data shape and constants, image-shaped when assembling images."""
+def _output_layout(
+    constants: DetectorConstants, geometry: Geometry | None, procs: tuple[postproc.PostProc, ...]
+) -> DetectorOutput:
+    """Return the detector's data shape, constants (image-shaped when assembling images) and
+    det_proc result layouts."""
+    derived = {p.key: (p.shape, p.attrs) for p in procs}
     available = {
         key: getattr(constants, key)
         for key in CONSTANT_NAMES
         if getattr(constants, key) is not None
     }
     if geometry is None:
-        return DetectorOutput(constants.name, constants.raw_shape, available)
+        return DetectorOutput(constants.name, constants.raw_shape, available, derived)
     images = {k: _as_image(geometry, k, v) for k, v in available.items()}
-    return DetectorOutput(constants.name, geometry.image_shape, images)
+    return DetectorOutput(constants.name, geometry.image_shape, images, derived)
 
 
 def _as_image(geometry: Geometry, key: str, value: np.ndarray) -> np.ndarray:
@@ -275,10 +287,13 @@ def _merge_detectors(
                     if entries[i][row] == 0:
                         continue
                     c, b = divmod(int(row), n_bins)
-                    data = sums[i][k].reshape(det.calibrator.raw_shape)
+                    raw = data = sums[i][k].reshape(det.calibrator.raw_shape)
                     if det.geometry is not None:
-                        data = det.geometry.assemble_one(data)
+                        data = det.geometry.assemble_one(raw)
                     files[c].write_bin(det.calibrator.name, b, data)
+                    for proc in det.procs:
+                        result = proc.apply(raw, data)
+                        files[c].write_derived(det.calibrator.name, proc.key, b, result)
 
         par.on_root(write)
         del sums, write  # free this block's accumulators before the next block allocates

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
@@ -34,6 +34,8 @@ class DetectorOutput:
     name: str
     shape: tuple[int, ...]  # assembled image shape, or the raw tile shape
     constants: dict[str, np.ndarray]
+    derived: dict[str, tuple[tuple[int, ...], dict]] = field(default_factory=dict)
+    # det_proc results: key -> (shape of one bin's result, dataset attributes)
 
 
 def dataset_name(field: str) -> str:
@@ -141,11 +143,13 @@ class CubeFile:
         )
 
     def add_detector(self, detector: DetectorOutput, entries: np.ndarray) -> None:
-        """Create ``<det>_data`` (zero until a bin is written), ``_nEntries`` and ``_cfg``."""
+        """Create ``<det>_data`` (zero until a bin is written), ``_nEntries``, ``_cfg`` and
+        one ``<det>_<key>`` per det_proc result (zero until a bin is written)."""
+        n_bins = len(entries)
         with self._writing():
             self.h5.create_dataset(
                 f"{detector.name}_data",
-                shape=(len(entries), *detector.shape),
+                shape=(n_bins, *detector.shape),
                 dtype=np.float64,
                 chunks=(1, *detector.shape),
                 fillvalue=0.0,
@@ -154,12 +158,23 @@ class CubeFile:
             cfg = self.h5.create_group(f"{detector.name}_cfg")
             for key, value in detector.constants.items():
                 cfg[key] = value
+            for key, (shape, attrs) in detector.derived.items():
+                name = f"{detector.name}_{key}"
+                dset = self.h5.create_dataset(
+                    name, shape=(n_bins, *shape), dtype=np.float64, fillvalue=0.0
+                )
+                dset.attrs.update(attrs)
 
     def write_bin(self, detector: str, index: int, data: np.ndarray) -> None:
         """Write the summed frames of one bin of ``detector``."""
         with self._writing():
             self.h5[f"{detector}_data"][index] = data
             self.h5.flush()  # a full disk fails here, not later in a destructor
+
+    def write_derived(self, detector: str, key: str, index: int, value: np.ndarray) -> None:
+        """Write one bin's det_proc result ``<det>_<key>``."""
+        with self._writing():
+            self.h5[f"{detector}_{key}"][index] = value
 
     def commit(self) -> Path:
         """Close the file and give it its final name; return that name.

@@ -59,7 +59,29 @@ def test_run_functions_and_plain_names(tmp_path):
         ("varList = ['a']\nlaser = 'yes'\n", r":2: laser: must be True or False"),
         ("varList = [{'source': 'j', 'commonMode': 0}]\n", r":1: varList: .*'common_mode'"),
         ("varList = [{'source': 'j', 'thresADU': 'high'}]\n", r":1: varList: j: thresADU"),
-        ("varList = [{'source': 'j', 'det_proc': {'x': 1}}]\n", r"det_proc is not implemented"),
+        ("varList = [{'source': 'j', 'det_proc': {'x': 1}}]\n", r":1: varList: j: det_proc 'x' "),
+        (
+            "d = {'source': 'j',\n     'det_proc': {'a': {'func': 'azimuth'}}}\nvarList = [d]\n",
+            r":2: varList: j: det_proc 'a': unknown function 'azimuth'",
+        ),
+        (
+            "varList = [{'source': 'j', 'det_proc': {'azav': {'distance': -1}}}]\n",
+            r":1: varList: j: det_proc 'azav': distance must be a positive number",
+        ),
+        (
+            "varList = [{'source': 'j', 'det_proc': {'azav': {'nbins': 5}}}]\n",
+            r"azav needs 'distance'",
+        ),
+        (
+            "varList = [{'source': 'j', 'det_proc': {'r': {'func': 'roi_sum', 'roj': 1}}}]\n",
+            r"roi_sum has no argument 'roj'",
+        ),
+        (
+            "varList = [{'source': 'j', 'det_proc': {'p': {'func': 'projection'}}}]\n",
+            r"projection needs 'axis'",
+        ),
+        ("varList = [{'source': 'j', 'common_mode': 3}]\n", r":1: varList: j: common_mode 3 is"),
+        ("varList = [{'source': 'j', 'thresRms': 'x'}]\n", r"thresRms must be a number"),
         ("varList = [{'image': 1}]\n", r"needs 'source'"),
         ("varList = ['a', 3]\n", r"neither a field path nor a dict"),
         ("filters = []\n", r"varList: is missing"),

@@ -15,8 +15,9 @@ class Geometry:
     image pixels no raw pixel lands on (gaps) are 0.
     """
 
-    def __init__(self, name: str, ix: np.ndarray, iy: np.ndarray,
-                 raw_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, name: str, ix: np.ndarray, iy: np.ndarray, raw_shape: tuple[int, ...]
+    ) -> None:
         self.name = name
         self.raw_shape = tuple(int(s) for s in raw_shape)
         rows = _index_array(name, "ix", ix, self.raw_shape)
@@ -57,21 +58,26 @@ class Geometry:
         tiles = np.asarray(tiles)
         n_pixels = self._linear.size
         if tiles.shape[1:] not in (self.raw_shape, (n_pixels,)):
-            raise CubeError(f"{self.name}: cannot assemble tiles of shape {tiles.shape}, "
-                            f"expected (r, *{self.raw_shape}) or (r, {n_pixels})")
+            raise CubeError(
+                f"{self.name}: cannot assemble tiles of shape {tiles.shape}, "
+                f"expected (r, *{self.raw_shape}) or (r, {n_pixels})"
+            )
         return tiles.reshape(len(tiles), n_pixels)
 
 
-def _index_array(name: str, what: str, values: np.ndarray,
-                 raw_shape: tuple[int, ...]) -> np.ndarray:
+def _index_array(
+    name: str, what: str, values: np.ndarray, raw_shape: tuple[int, ...]
+) -> np.ndarray:
     """Return ``values`` as a flat int64 index array, or raise CubeError naming the detector
     if its shape is not raw_shape or it holds negative or non-integer values."""
     values = np.asarray(values)
     if values.shape != raw_shape:
-        raise CubeError(f"{name}: geometry {what} has shape {values.shape}, "
-                        f"expected raw_shape {raw_shape}")
+        raise CubeError(
+            f"{name}: geometry {what} has shape {values.shape}, expected raw_shape {raw_shape}"
+        )
     integral = np.issubdtype(values.dtype, np.integer) or (
-        np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+        np.all(np.isfinite(values)) and np.all(values == np.round(values))
+    )
     if not integral:
         raise CubeError(f"{name}: geometry {what} holds non-integer values")
     index = values.astype(np.int64).ravel()

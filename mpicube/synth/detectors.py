@@ -11,9 +11,11 @@ Bragg-peak factor ``f`` (pump-probe response times rocking curve, see ``devices`
 
 Raw words are ``ped[stage] + signal_keV * gain[stage] + noise``, rounded and clipped to the ADC
 range; Jungfrau words carry the stage code in their top 2 bits (0, 1, 3; ~1e-5 of the pixels
-get the invalid code 2). Noise outside the peak box is taken, per shot, at a random offset in a
-precomputed bank of gaussian noise at the stage-0 mean rms (so it does not follow the small
-pixel-to-pixel spread of the stored ``rms``). Half of the bad (mask 0) pixels are hot.
+get the invalid code 2); ePix10ka words (14-bit ADC) set bit 14 when the pixel switched from
+its start range (high gain, auto-ranging H->L) to the low range, whose gain is 1/100 of it.
+Noise outside the peak box is taken, per shot, at a random offset in a precomputed bank
+of gaussian noise at the stage-0 mean rms (so it does not follow the small pixel-to-pixel
+spread of the stored ``rms``). Half of the bad (mask 0) pixels are hot.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ RING_OCCUPANCY = 0.02  # mean photons per pixel per shot at intensity 1
 PEAK_SIGMA_PX = 1.5
 PEAK_HALF_BOX = 4  # the peak box is (2*4+1)^2 pixels
 INVALID_FRACTION = 1e-5  # Jungfrau pixels per shot with gain code 2
-JUNGFRAU_CODES = np.array([0, 1, 3], dtype=np.uint16)  # gain stage -> top 2 bits
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,16 @@ class Electronics:
     hot_adu: int
     peak_kev: float
     asic_grid: tuple[int, int]  # ASICs per module, (rows, columns)
+    stage_codes: tuple[int, ...] = (0,)  # gain stage -> top 2 bits of the raw word
+    invalid_code: int | None = None  # a top-2-bit code some pixels get by mistake
 
 
 DETECTOR_MODELS: dict[str, ModelInfo] = {
     "jungfrau1M": ModelInfo("jungfrau", (2, 512, 1024), 75.0),
     "jungfrau4M": ModelInfo("jungfrau", (8, 512, 1024), 75.0),
     "jungfrau-small": ModelInfo("jungfrau", (2, 16, 32), 75.0),
+    "epix10k2M": ModelInfo("epix10ka", (16, 352, 384), 100.0),
+    "epix10ka-small": ModelInfo("epix10ka", (4, 16, 24), 100.0),
     "epix100": ModelInfo("epix100", (704, 768), 50.0),
     "epix100-small": ModelInfo("epix100", (16, 24), 50.0),
 }
@@ -73,6 +78,19 @@ ELECTRONICS: dict[str, Electronics] = {
         hot_adu=15000,
         peak_kev=40000.0,
         asic_grid=(2, 4),
+        stage_codes=(0, 1, 3),
+        invalid_code=2,
+    ),
+    "epix10ka": Electronics(  # auto-ranging high -> low (AHL); gains ~ 1 : 1/100
+        ped_adu=(2800.0, 2600.0),
+        gain_adu_per_kev=(16.4, 0.164),
+        rms_adu=(4.0, 0.6),
+        stage_max_kev=(600.0,),
+        adc_max=2**14 - 1,
+        hot_adu=15000,
+        peak_kev=20000.0,
+        asic_grid=(2, 2),
+        stage_codes=(0, 1),
     ),
     "epix100": Electronics(
         ped_adu=(1200.0,),
@@ -209,7 +227,7 @@ class FrameSynth:
         if intensity > 0:
             self._add_photons(frame, intensity)
             self._write_peak(frame.reshape(self.constants.raw_shape), intensity * peak_factor)
-        if self.elec.stage_max_kev:
+        if self.elec.invalid_code is not None:
             self._corrupt_gain_bits(frame)
 
     def _add_photons(self, frame: np.ndarray, intensity: float) -> None:
@@ -229,11 +247,11 @@ class FrameSynth:
         adc = np.rint(ped + kev * gain + rms * self.rng.standard_normal(kev.shape))
         word = adc.clip(0, self.elec.adc_max).astype(np.uint16)
         if self.elec.stage_max_kev:
-            word |= JUNGFRAU_CODES[stage] << 14
+            word |= np.array(self.elec.stage_codes, np.uint16)[stage] << 14
         frame[self.box] = word
 
     def _corrupt_gain_bits(self, frame: np.ndarray) -> None:
-        """Give a random ~1e-5 of the pixels of ``frame`` the invalid gain code 2."""
+        """Give a random ~1e-5 of the pixels of ``frame`` the invalid gain code."""
         n_bad = self.rng.poisson(INVALID_FRACTION * self.n_pixels)
         where = self.rng.integers(0, self.n_pixels, n_bad)
-        frame[where] = (frame[where] & 0x3FFF) | 0x8000
+        frame[where] = (frame[where] & 0x3FFF) | (self.elec.invalid_code << 14)
