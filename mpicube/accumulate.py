@@ -58,12 +58,12 @@ def scalar_sums(sd: SmallData, fields: tuple[str, ...], local: LocalEvents, n_ro
     for path in fields:
         values = np.asarray(sd.read(path, start, stop), dtype=np.float64)
         values = values[local.events - start] if len(local.events) else values[:0]
-        columns = values.reshape(len(values), -1)
+        shape = sd.dataset(path).shape[1:]
+        columns = values.reshape(len(values), int(np.prod(shape)))
         out = np.zeros((n_rows, columns.shape[1]))
         for j in range(columns.shape[1]):
             weights = np.nan_to_num(columns[event_of_hit, j], nan=0.0, posinf=0.0, neginf=0.0)
             out[:, j] = np.bincount(row_of_hit, weights=weights, minlength=n_rows)
-        shape = sd.dataset(path).shape[1:]
         sums[path] = out.reshape((n_rows, *shape))
     return sums
 

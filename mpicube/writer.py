@@ -86,7 +86,8 @@ class CubeFile:
         self.temp = temporary_path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.h5 = h5py.File(self.temp, "w")
+            # 1.8+ format: attributes may exceed 64 kB (bin edges of 10,000 bins, long configs)
+            self.h5 = h5py.File(self.temp, "w", libver=("v108", "v110"))
         except OSError as exc:
             raise CubeError(f"{path.parent}: cannot write the cube there: {exc}") from exc
 
