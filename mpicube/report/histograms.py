@@ -27,6 +27,7 @@ DEFAULT_FIELD = re.compile(r"^(ipm[^/]*/sum|tt/[^/]+)$")
 PIXEL_FRAMES = 100
 PIXEL_BIN_COUNT = 200
 PIXEL_PERCENTILES = (0.01, 99.9)
+NOISE_WIDTHS = 20  # the zoomed panel ends at median + this many MADs (or 3 x thresADU)
 PIXEL_SAMPLE = 20_000  # pixels per frame kept to choose the plotted range
 
 
@@ -57,6 +58,8 @@ class PixelHistogram:
     threshold: float | None
     n_below: int  # pixel values below the plotted range
     n_above: int  # pixel values above it
+    zoom_edges: np.ndarray  # the low end of the range, where the noise and threshold are
+    zoom_counts: np.ndarray
 
 
 def hist_fields(settings: RunSettings, sd: SmallData) -> tuple[list[str], list[str]]:
@@ -124,6 +127,15 @@ def _default_range(
     return low, high
 
 
+def _noise_end(sample: np.ndarray, high: float) -> float:
+    """Return where the noise peak of pixel values ends: median + NOISE_WIDTHS MADs."""
+    if not sample.size:
+        return high
+    median = float(np.median(sample))
+    mad = float(np.median(np.abs(sample - median)))
+    return median + NOISE_WIDTHS * mad if mad > 0 else float(np.percentile(sample, 99.0))
+
+
 def sample_events(plan: Plan, detector: int, n: int = PIXEL_FRAMES) -> np.ndarray:
     """Return up to ``n`` events spread over the run that are in a cube and have a frame."""
     candidates = np.flatnonzero((plan.bin_index >= 0).any(axis=0) & plan.frames_present[detector])
@@ -157,14 +169,22 @@ def pixel_histogram(sd: SmallData, plan: Plan, detector: int) -> PixelHistogram:
     low, high = _default_range(sample, PIXEL_PERCENTILES)
     if request.thres_adu is not None:
         low, high = min(low, request.thres_adu), max(high, request.thres_adu)
+    zoom_high = _noise_end(sample, high)
+    if request.thres_adu is not None:
+        zoom_high = max(zoom_high, 3 * request.thres_adu)
+    zoom_high = min(max(zoom_high, low + 1e-6 * (high - low)), high)
     edges = np.linspace(low, high, PIXEL_BIN_COUNT + 1)
+    zoom_edges = np.linspace(low, zoom_high, PIXEL_BIN_COUNT + 1)
     counts = np.zeros(PIXEL_BIN_COUNT, dtype=np.int64)
+    zoom_counts = np.zeros(PIXEL_BIN_COUNT, dtype=np.int64)
     below = above = 0
     for event in events:
         values = calibrated(event)
         counts += np.histogram(values, bins=edges)[0]
+        zoom_counts += np.histogram(values, bins=zoom_edges)[0]
         below += int((values < low).sum())
         above += int((values > high).sum())
     return PixelHistogram(
-        request.source, edges, counts, int(events.size), request.thres_adu, below, above
-    )
+        request.source, edges, counts, int(events.size), request.thres_adu, below, above,
+        zoom_edges, zoom_counts,
+    )  # fmt: skip

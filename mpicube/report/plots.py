@@ -61,17 +61,21 @@ def bins_png(bins: Bins, cubes: list[tuple[str, np.ndarray]]) -> bytes:
 
 
 def pixels_png(hist: PixelHistogram) -> bytes:
-    """Return the PNG of a detector's pixel-value histogram (log scale) with its threshold."""
-    fig, ax = plt.subplots(figsize=SIZE)
-    ax.stairs(hist.counts, hist.edges, fill=True, color="tab:green", alpha=0.7,
-              label=f"{hist.n_frames} frames, no threshold")  # fmt: skip
-    if hist.threshold is not None:
-        ax.axvline(hist.threshold, color="tab:red", ls="--",
-                   label=f"thresADU = {hist.threshold:g}")  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_xlabel(f"{hist.detector} calibrated pixel value")
-    ax.set_ylabel("pixels")
-    ax.legend(fontsize=7, loc="best")
+    """Return the PNG of a detector's pixel-value histogram (log scale) with its threshold:
+    the whole range on the left, its low end (noise and threshold) on the right."""
+    fig, axes = plt.subplots(1, 2, figsize=(2 * SIZE[0], SIZE[1]))
+    panels = ((hist.edges, hist.counts, "all"), (hist.zoom_edges, hist.zoom_counts, "low end"))
+    for ax, (edges, counts, title) in zip(axes, panels, strict=True):
+        ax.stairs(counts, edges, fill=True, baseline=0.5, color="tab:green", alpha=0.7,
+                  label=f"{hist.n_frames} frames, no threshold")  # fmt: skip
+        if hist.threshold is not None:
+            ax.axvline(hist.threshold, color="tab:red", ls="--",
+                       label=f"thresADU = {hist.threshold:g}")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_title(f"{hist.detector}: {title}", fontsize=9)
+        ax.set_xlabel("calibrated pixel value")
+        ax.set_ylabel("pixels")
+        ax.legend(fontsize=7, loc="best")
     return _png(fig)
 
 

@@ -185,7 +185,7 @@ def _pixels_section(pixels: list[histograms.PixelHistogram]) -> list[str]:
         )
         figures.append(_figure(f"pixels-{p.detector}", f"{p.detector} pixels",
                                plots.pixels_png(p), caption))  # fmt: skip
-    return ["<h2>Area detectors</h2>", f'<div class="grid">{"".join(figures)}</div>']
+    return ["<h2>Area detectors</h2>", *figures]
 
 
 def _figure(ident: str, alt: str, png: bytes, caption: str) -> str:
