@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import logging
 import socket
+from dataclasses import replace
 
 import numpy as np
 
 from mpicube.config import FilterRow, RunSettings
 from mpicube.report import status
-from mpicube.report.histograms import field_histogram
+from mpicube.report.histograms import field_histogram, hist_fields
 from mpicube.report.progress import Progress
 from mpicube.report.runlog import PhaseTimer
+from mpicube.smalldata import SmallData
+from mpicube.synth import write_run
 from tests.http_sink import Sink
 
 
@@ -110,3 +113,17 @@ def test_field_histogram_overlay_is_the_other_cuts_of_the_selection():
     assert hist.overlay_label == "passing the 1 other cut of filter1"
     free = field_histogram("c", None, fields["c"], settings, fields.__getitem__)
     assert free.cuts == (rows[2],) and free.overlay is None  # "other" has no other cut
+
+
+def test_without_hist_list_the_ipm_and_timetool_fields_are_shown(tmp_path):
+    path = write_run(tmp_path / "x_Run0001.h5", n_events=20, detectors={})
+    settings = RunSettings(None, None, (), False, (), (), {"ipm2/sum": None}, False)
+    with SmallData(path) as sd:
+        default = hist_fields(replace(settings, hist_list={}), sd)
+        given = hist_fields(replace(settings, hist_list={"ipm2/sum": None, "no/such": None}), sd)
+    assert default == (
+        ["ipm2/sum", "ipm3/sum", "tt/AMPL", "tt/FLTPOS", "tt/FLTPOSFWHM", "tt/FLTPOS_PS",
+         "tt/ttCorr"],
+        [],
+    )  # fmt: skip
+    assert given == (["ipm2/sum"], ["no/such"])

@@ -255,14 +255,12 @@ def test_check_prints_the_plan_without_reading_frames(run, tmp_path, capsys, mon
         f"  Cube_{EXP}_Run0001_delay_off.h5 (new)",
         f"  {tmp_path / 'summary' / f'Cube_{EXP}_Run0001_summary.html'}",
     ]
-    in_cubes = oracle.select(arrays, [*FILTER1, ON]) | oracle.select(arrays, [*FILTER1[:2], OFF])
     assert any(line.startswith("estimate for 4 ranks (--ranks): ~") for line in lines)
     assert re.search(r"memory per rank: ~[\d.]+ GB \(process 0\.200, ", out)
     assert re.search(r"time: ~\d+ s \(start-up 5\.0, calibration", out)
     assert "hist_list fields not in the smalldata file (noted on the summary page): tt/nope" in out
     assert lines[-1] == "check: OK, the job would write 2 cube(s)"
     assert list(tmp_path.iterdir()) == []  # nothing written
-    assert in_cubes.sum() > 0
 
 
 def test_check_under_mpiexec_prints_once_and_flags_existing_cubes(run, tmp_path):
