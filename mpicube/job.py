@@ -23,7 +23,6 @@ from mpicube.parallel import Parallel
 from mpicube.plan import Plan, make_plan
 from mpicube.report.progress import Progress
 from mpicube.report.runlog import PhaseTimer, plan_lines
-from mpicube.report.summary import write_summary_logged
 from mpicube.smalldata import CONSTANT_NAMES, SmallData
 from mpicube.writer import CubeFile, DetectorOutput, existing_cubes
 
@@ -90,6 +89,8 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         for path in written:
             log.info("wrote %s", path)
         if options.summary_dir is not None:
+            from mpicube.report.summary import write_summary_logged  # matplotlib: rank 0 only
+
             with timer.phase("summary"):
                 write_summary_logged(plan, options.summary_dir)
         log.info(timer.line())

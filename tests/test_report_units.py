@@ -9,7 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from mpicube.accumulate import accumulate_frames
 from mpicube.config import FilterRow, RunSettings
+from mpicube.detectors import make_calibrator
 from mpicube.report import status
 from mpicube.report.histograms import field_histogram, hist_fields
 from mpicube.report.progress import Progress
@@ -127,3 +129,15 @@ def test_without_hist_list_the_ipm_and_timetool_fields_are_shown(tmp_path):
         [],
     )  # fmt: skip
     assert given == (["ipm2/sum"], ["no/such"])
+
+
+def test_accumulate_frames_reports_every_frame_it_adds(tmp_path):
+    path = write_run(tmp_path / "x_Run0001.h5", n_events=50, detectors={"jf": "jungfrau-small"})
+    with SmallData(path) as sd:
+        calibrator = make_calibrator(sd.detector_constants("jf"), None, None)
+        events = np.array([1, 2, 3, 10, 30, 31, 49])
+        rows = np.array([[0], [-1], [1], [0], [2], [1], [0]], dtype=np.int32)
+        acc = np.zeros((3, calibrator.n_pixels))
+        calls: list[int] = []
+        added = accumulate_frames(sd.raw_frames("jf"), calibrator, events, rows, acc, calls.append)
+    assert added == 6 and sum(calls) == 6 and all(calls)
