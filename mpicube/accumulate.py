@@ -6,7 +6,7 @@ here knows about MPI; the job merges the partial sums.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import h5py
@@ -87,11 +87,13 @@ def accumulate_frames(
     events: np.ndarray,
     rows: np.ndarray,
     acc: np.ndarray,
+    on_frames: Callable[[int], None] | None = None,
 ) -> int:
     """Add the calibrated frames of ``events`` into ``acc`` at ``rows``; return frames added.
 
     ``events`` are sorted event indices and ``rows`` their (n, n_cubes) accumulator rows
-    (-1: skip). Frames are read in runs of consecutive events into one reused buffer.
+    (-1: skip). Frames are read in runs of consecutive events into one reused buffer;
+    ``on_frames(n)`` is called after each run with the number of frames it added.
     """
     wanted = (rows >= 0).any(axis=1)
     events, rows = events[wanted], rows[wanted]
@@ -107,6 +109,8 @@ def accumulate_frames(
         span_rows = np.full((n, rows.shape[1]), -1, dtype=np.int32)
         span_rows[events[part] - first] = rows[part]
         calibrator.accumulate(buffer[:n], span_rows, acc)
+        if on_frames is not None:
+            on_frames(part.stop - part.start)
     return len(events)
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``mpicube [run] …`` (the cube job), ``mpicube synth …``, ``mpicube demo``.
+"""Command line: ``mpicube [run] …`` (the cube job), ``mpicube check …``, ``mpicube synth …``,
+``mpicube demo``.
 
 Argument parsing and dispatch only; the work is in :mod:`mpicube.job` and
 :mod:`mpicube.synth`.
@@ -13,11 +14,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpicube.errors import CubeError
 
+if TYPE_CHECKING:
+    from mpicube.job import JobOptions
+
 DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
-SUBCOMMANDS = ("run", "synth", "demo")
+SUBCOMMANDS = ("run", "check", "synth", "demo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands (run is the default)")
     _add_run(sub.add_parser("run", help="make the cubes of one run (the default command)"))
+    _add_check(
+        sub.add_parser(
+            "check",
+            help="plan a run without reading detector frames: events kept, bins, files, "
+            "memory and time a job would need",
+        )
+    )
     _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
     _add_demo(sub.add_parser("demo", help="make a synthetic run and cube it on 2 ranks"))
     return parser
@@ -78,7 +90,23 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="detector accumulator memory per rank in GB; more bins than fit are done in "
         "blocks (default: 2)",
     )
+    p.add_argument(
+        "--summary-dir",
+        type=Path,
+        help="where the logbook summary page goes (default: <outdir>/summary)",
+    )
+    p.add_argument("--no-summary", action="store_true", help="write no summary page")
     p.set_defaults(handler=_run)
+
+
+def _add_check(p: argparse.ArgumentParser) -> None:
+    _add_run(p)
+    p.add_argument(
+        "--ranks",
+        type=int,
+        help="ranks to estimate memory and time for (default: as many as check runs on)",
+    )
+    p.set_defaults(handler=_check)
 
 
 def _add_synth(p: argparse.ArgumentParser) -> None:
@@ -122,36 +150,74 @@ def _env_int(name: str) -> int | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mpicube.job import JobOptions, run_job
+    from mpicube.job import run_job
     from mpicube.parallel import Parallel, abort_on_error
-    from mpicube.smalldata import run_file_name
+    from mpicube.report.status import failed_value, post_status
 
     par = Parallel()
-    logging.basicConfig(
-        level=logging.INFO if par.is_root else logging.WARNING,
-        format="%(message)s",
-        stream=sys.stdout,
-    )
+    _log_setup(par.is_root)
+
+    def report_crash(exc: BaseException) -> None:  # any rank: the job is about to abort
+        post_status(failed_value(f"rank {par.rank}: {type(exc).__name__}: {exc}"))
+
     try:
-        if not args.experiment or args.run is None:
-            raise CubeError("give --experiment and --run (or set EXPERIMENT and RUN_NUM)")
-        hutch = args.experiment[:3].lower()
-        indir = args.indir or args.data_root / hutch / args.experiment / "hdf5" / "smalldata"
-        options = JobOptions(
-            experiment=args.experiment,
-            run=args.run,
-            input_path=indir / run_file_name(args.experiment, args.run),
-            outdir=args.outdir or indir / "cube",
-            config_path=args.config or default_config(hutch),
-            force=args.force,
-            memory_budget=int(args.memory_budget * 2**30),
-        )
-        abort_on_error(lambda: run_job(options, par))
+        abort_on_error(lambda: run_job(_job_options(args), par), before_abort=report_crash)
+    except CubeError as exc:
+        if par.is_root:
+            print(f"mpicube: error: {exc}", file=sys.stderr)
+            post_status(failed_value(str(exc)))
+        return 1
+    if par.is_root:
+        post_status("Done")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from mpicube.parallel import Parallel
+    from mpicube.report.check import check_run
+
+    par = Parallel()
+    _log_setup(par.is_root)
+    try:
+        options = _job_options(args)
+        lines, ok = par.from_root(lambda: check_run(options, args.ranks or par.size))
     except CubeError as exc:
         if par.is_root:
             print(f"mpicube: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    if par.is_root:
+        print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def _log_setup(is_root: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if is_root else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stdout,
+    )
+
+
+def _job_options(args: argparse.Namespace) -> JobOptions:
+    """Return the job options of ``run`` and ``check`` arguments, defaults resolved."""
+    from mpicube.job import JobOptions
+    from mpicube.smalldata import run_file_name
+
+    if not args.experiment or args.run is None:
+        raise CubeError("give --experiment and --run (or set EXPERIMENT and RUN_NUM)")
+    hutch = args.experiment[:3].lower()
+    indir = args.indir or args.data_root / hutch / args.experiment / "hdf5" / "smalldata"
+    outdir = args.outdir or indir / "cube"
+    return JobOptions(
+        experiment=args.experiment,
+        run=args.run,
+        input_path=indir / run_file_name(args.experiment, args.run),
+        outdir=outdir,
+        config_path=args.config or default_config(hutch),
+        force=args.force,
+        memory_budget=int(args.memory_budget * 2**30),
+        summary_dir=None if args.no_summary else args.summary_dir or outdir / "summary",
+    )
 
 
 def default_config(hutch: str) -> Path:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mpicube import accumulate, postproc, selection, tiffs
+from mpicube import accumulate, postproc, tiffs
 from mpicube.detectors import Calibrator, DetectorConstants, Geometry, make_calibrator
 from mpicube.errors import CubeError
 from mpicube.parallel import Parallel
 from mpicube.plan import Plan, make_plan
+from mpicube.report.progress import Progress
+from mpicube.report.runlog import PhaseTimer, plan_lines
 from mpicube.smalldata import CONSTANT_NAMES, SmallData
 from mpicube.writer import (
     CubeFile,
@@ -43,6 +46,7 @@ class JobOptions:
     config_path: Path
     force: bool = False
     memory_budget: int = 2 * 2**30  # bytes of detector accumulators per rank
+    summary_dir: Path | None = None  # where rank 0 writes the logbook summary; None: none
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ class Detector:
 def run_job(options: JobOptions, par: Parallel) -> list[Path]:
     """Run the cube job of one run on every rank; return the cube files written (rank 0)."""
     started = time.perf_counter()
-    plan = par.from_root(lambda: _checked_plan(options))
+    timer = PhaseTimer(("plan", "scalars", "detectors", "write"))
+    with timer.phase("plan"):
+        plan = par.from_root(lambda: _checked_plan(options))
     if par.is_root:
         _log_plan(plan, options)
     if not plan.cubes:
@@ -70,14 +76,21 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         start, stop = par.share(len(events))
         local = accumulate.local_events(plan, events[start:stop])
         detectors = par.everywhere(lambda: _detectors(sd, plan, par.is_root))
-        cubes = par.on_root(lambda: _open_cubes(plan, options, detectors))
+        cubes = par.on_root(timer.timed("write", lambda: _open_cubes(plan, options, detectors)))
         files = cubes.files if cubes else []
-        _merge_scalars(par, sd, plan, local, files)
-        _merge_detectors(par, sd, plan, local, detectors, files, options.memory_budget)
-        written = par.on_root(lambda: cubes.commit()) or []
+        with timer.phase("scalars"):
+            _merge_scalars(par, sd, plan, local, files, timer)
+        progress = Progress(par.size, sys.stdout if par.is_root else None)
+        with timer.phase("detectors"):
+            _merge_detectors(
+                par, sd, plan, local, detectors, files, options.memory_budget, timer, progress
+            )
+        written = par.on_root(timer.timed("write", lambda: cubes.commit())) or []
         if plan.settings.save_tiff:
             names = [d.source for d in plan.settings.detectors]
-            par.on_root(lambda: [tiffs.write_tiffs(path, names) for path in written])
+            par.on_root(
+                timer.timed("write", lambda: [tiffs.write_tiffs(p, names) for p in written])
+            )
     except BaseException:
         if cubes:
             cubes.discard()
@@ -88,6 +101,12 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
     if par.is_root:
         for path in written:
             log.info("wrote %s", path)
+        if options.summary_dir is not None:
+            from mpicube.report.summary import write_summary_logged  # matplotlib: rank 0 only
+
+            with timer.phase("summary"):
+                write_summary_logged(plan, options.summary_dir)
+        log.info(timer.line())
         log.info(
             "done in %.1f s on %d ranks; peak memory per rank %s GB",
             time.perf_counter() - started,
@@ -107,40 +126,8 @@ def _checked_plan(options: JobOptions) -> Plan:
 
 
 def _log_plan(plan: Plan, options: JobOptions) -> None:
-    bins = plan.bins
-    log.info(
-        "run %d of %s: %d events in %s; config %s",
-        plan.run,
-        plan.experiment,
-        plan.n_events,
-        plan.input_path,
-        plan.config_path,
-    )
-    log.info(
-        "bins: %s on %s (%s), %d bins from %g to %g",
-        bins.mode,
-        bins.field,
-        " + ".join(bins.sources),
-        bins.n_bins,
-        bins.edges[0],
-        bins.edges[-1],
-    )
-    for cube in plan.empty_cubes:
-        log.info("%s:", cube.file_name)
-        log.info(selection.NO_EVENT_LINE)
-        for line in selection.filter_log_lines(cube.row_counts, plan.n_events):
-            log.info(line)
-    for cube in plan.cubes:
-        counts = cube.bin_counts
-        log.info(
-            "%s: %d events selected, %d binned, %d below the bins, %d above, %d NaN",
-            cube.file_name,
-            cube.n_selected,
-            counts.binned,
-            counts.below,
-            counts.above,
-            counts.nan,
-        )
+    for line in plan_lines(plan):
+        log.info(line)
     log.info("output directory: %s", options.outdir)
 
 
@@ -214,7 +201,12 @@ def _bytes_needed(plan: Plan, detectors: list[Detector]) -> int:
 
 
 def _merge_scalars(
-    par: Parallel, sd: SmallData, plan: Plan, local: accumulate.LocalEvents, files: list[CubeFile]
+    par: Parallel,
+    sd: SmallData,
+    plan: Plan,
+    local: accumulate.LocalEvents,
+    files: list[CubeFile],
+    timer: PhaseTimer,
 ) -> None:
     sums = par.everywhere(
         lambda: accumulate.scalar_sums(sd, plan.settings.fields, local, plan.n_rows)
@@ -228,7 +220,7 @@ def _merge_scalars(
             rows = slice(c * n_bins, (c + 1) * n_bins)
             file.write_bins(plan, cube, {k: v[rows] for k, v in sums.items()}, par.size)
 
-    par.on_root(write)
+    par.on_root(timer.timed("write", write))
 
 
 def _merge_detectors(
@@ -239,6 +231,8 @@ def _merge_detectors(
     detectors: list[Detector],
     files: list[CubeFile],
     budget: int,
+    timer: PhaseTimer,
+    progress: Progress,
 ) -> None:
     """Sum every detector's frames per (cube, bin) row, block by block of rows within budget."""
     if not detectors:
@@ -273,7 +267,9 @@ def _merge_detectors(
             for i, det in enumerate(detectors):
                 acc = np.zeros((len(block), det.calibrator.n_pixels))
                 rows = accumulate.block_rows(rows_with_frame[i], block, plan.n_rows)
-                accumulate.accumulate_frames(frames[i], det.calibrator, local.events, rows, acc)
+                accumulate.accumulate_frames(
+                    frames[i], det.calibrator, local.events, rows, acc, progress
+                )
                 sums.append(acc)
             return sums
 
@@ -295,5 +291,5 @@ def _merge_detectors(
                         result = proc.apply(raw, data)
                         files[c].write_derived(det.calibrator.name, proc.key, b, result)
 
-        par.on_root(write)
+        par.on_root(timer.timed("write", write))
         del sums, write  # free this block's accumulators before the next block allocates

@@ -95,9 +95,12 @@ def _nothing() -> None:
     return None
 
 
-def abort_on_error(step: Callable[[], T]) -> T:
-    """Return ``step()``; an exception other than CubeError prints its traceback and, with
-    several ranks, aborts the whole job (other ranks may be waiting in a collective step).
+def abort_on_error(
+    step: Callable[[], T], before_abort: Callable[[BaseException], None] | None = None
+) -> T:
+    """Return ``step()``; an exception other than CubeError prints its traceback, calls
+    ``before_abort`` and, with several ranks, aborts the whole job (other ranks may be
+    waiting in a collective step).
 
     A wrapper rather than ``sys.excepthook``: h5py reports errors in its destructors
     through the hook, and those must not abort the job.
@@ -106,9 +109,11 @@ def abort_on_error(step: Callable[[], T]) -> T:
         return step()
     except CubeError:
         raise
-    except Exception:
+    except Exception as exc:
         traceback.print_exc()
         sys.stderr.flush()
+        if before_abort is not None:
+            before_abort(exc)
         if MPI.COMM_WORLD.Get_size() > 1:
             MPI.COMM_WORLD.Abort(1)
         raise

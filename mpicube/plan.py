@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mpicube import binning, selection
-from mpicube.config import STANDARD_FILTER, RunSettings, load_config
+from mpicube.config import STANDARD_FILTER, CubeConfig, RunSettings, load_config
 from mpicube.errors import CubeError
 from mpicube.smalldata import SmallData
 
@@ -89,8 +89,7 @@ def make_plan(config_path: Path, experiment: str, run: int, input_path: Path) ->
         if sd.n_events == 0:
             raise CubeError(f"{input_path}: the run has no events")
         fields = _FieldCache(sd)
-        for path in [r.field for r in settings.filters] + list(settings.fields):
-            sd.dataset(path)  # fail early, naming the field and the file
+        _check_fields(config, settings, sd)
         bin_values = binning.resolve_bins(
             settings.edges, settings.bin_name, sd.has, fields, sd.scan_fields()
         )
@@ -133,6 +132,21 @@ def make_plan(config_path: Path, experiment: str, run: int, input_path: Path) ->
         bin_index=np.array(indices, dtype=np.int32).reshape(len(cubes), n_events),
         frames_present=np.array(present, dtype=bool).reshape(len(present), n_events),
     )
+
+
+def _check_fields(config: CubeConfig, settings: RunSettings, sd: SmallData) -> None:
+    """Raise CubeError for a field the file lacks: config file and line, field, file, and
+    the closest existing name. Returns None when every field exists."""
+    filters = "get_filters" if "get_filters" in config.namespace else "filters"
+    uses = [(filters, r.field) for r in settings.filters]
+    uses += [("varList", path) for path in settings.fields]
+    if settings.bin_name:
+        uses.append(("binName" if "binName" in config.namespace else "bin_name", settings.bin_name))
+    for name, path in uses:
+        try:
+            sd.dataset(path)
+        except CubeError as exc:
+            raise config.error(name, str(exc)) from exc
 
 
 class _FieldCache:
