@@ -78,6 +78,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="detector accumulator memory per rank in GB; more bins than fit are done in "
         "blocks (default: 2)",
     )
+    p.add_argument(
+        "--frames",
+        default="h5",
+        metavar="h5|xtc2[:DIR]",
+        help="where detector frames come from: h5, the smalldata file's <det>/raw (default), "
+        "or xtc2, the run's XTC2 files read with psana from DIR (default: "
+        "<data-root>/<hutch>/<exp>/xtc)",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -124,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     from mpicube.job import JobOptions, run_job
     from mpicube.parallel import Parallel, install_abort_hook
     from mpicube.smalldata import run_file_name
+    from mpicube.sources import parse_frames_option
 
     install_abort_hook()
     par = Parallel()
@@ -136,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
         if not args.experiment or args.run is None:
             raise CubeError("give --experiment and --run (or set EXPERIMENT and RUN_NUM)")
         hutch = args.experiment[:3].lower()
-        indir = args.indir or args.data_root / hutch / args.experiment / "hdf5" / "smalldata"
+        exp_dir = args.data_root / hutch / args.experiment
+        indir = args.indir or exp_dir / "hdf5" / "smalldata"
         options = JobOptions(
             experiment=args.experiment,
             run=args.run,
@@ -145,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
             config_path=args.config or default_config(hutch),
             force=args.force,
             memory_budget=int(args.memory_budget * 2**30),
+            frames=parse_frames_option(args.frames, exp_dir / "xtc"),
         )
         run_job(options, par)
     except CubeError as exc:

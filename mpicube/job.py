@@ -21,6 +21,7 @@ from mpicube.errors import CubeError
 from mpicube.parallel import Parallel
 from mpicube.plan import Plan, make_plan
 from mpicube.smalldata import CONSTANT_NAMES, SmallData
+from mpicube.sources import FramesOption, FrameSource, open_frame_source
 from mpicube.writer import CubeFile, DetectorOutput, existing_cubes
 
 log = logging.getLogger("mpicube")
@@ -37,6 +38,7 @@ class JobOptions:
     config_path: Path
     force: bool = False
     memory_budget: int = 2 * 2**30  # bytes of detector accumulators per rank
+    frames: FramesOption = FramesOption()  # where detector frames come from
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         start, stop = par.share(len(events))
         local = accumulate.local_events(plan, events[start:stop])
         detectors = par.everywhere(lambda: _detectors(sd, plan, par.is_root))
+        sources = par.everywhere(lambda: _frame_sources(sd, plan, options.frames))
         files = par.on_root(lambda: _open_cubes(plan, options)) or []
         _merge_scalars(par, sd, plan, local, files)
-        _merge_detectors(par, sd, plan, local, detectors, files, options.memory_budget)
+        _merge_detectors(par, plan, local, detectors, sources, files, options.memory_budget)
         written = par.on_root(lambda: [f.commit() for f in files]) or []
     except BaseException:
         for file in files:
@@ -154,6 +157,14 @@ def _detectors(sd: SmallData, plan: Plan, for_writing: bool) -> list[Detector]:
     return detectors
 
 
+def _frame_sources(sd: SmallData, plan: Plan, option: FramesOption) -> list[FrameSource]:
+    """Return this rank's frame source of every detector of the run."""
+    return [
+        open_frame_source(option, sd, request.source, plan.experiment, plan.run)
+        for request in plan.settings.detectors
+    ]
+
+
 def _output_layout(constants: DetectorConstants, geometry: Geometry | None) -> DetectorOutput:
     """Return the detector's data shape and constants, image-shaped when assembling images."""
     available = {
@@ -208,14 +219,18 @@ def _merge_scalars(
 
 def _merge_detectors(
     par: Parallel,
-    sd: SmallData,
     plan: Plan,
     local: accumulate.LocalEvents,
     detectors: list[Detector],
+    sources: list[FrameSource],
     files: list[CubeFile],
     budget: int,
 ) -> None:
-    """Sum every detector's frames per (cube, bin) row, block by block of rows within budget."""
+    """Sum every detector's frames per (cube, bin) row, block by block of rows within budget.
+
+    ``<det>_nEntries`` ends as the frames actually summed: fewer than planned when a
+    frame source lacks frames of selected events.
+    """
     if not detectors:
         return
     n_bins = plan.bins.n_bins
@@ -224,37 +239,64 @@ def _merge_detectors(
         for i, det in enumerate(detectors):
             for c, file in enumerate(files):
                 file.add_detector(det.output, entries[i][c * n_bins : (c + 1) * n_bins])
-    frames = [sd.raw_frames(det.calibrator.name) for det in detectors]
     rows_with_frame = [
         np.where(plan.frames_present[i][local.events][:, None], local.rows, -1)
         for i in range(len(detectors))
     ]
+    summed = [np.zeros(plan.n_rows, dtype=np.int64) for _ in detectors]
     active = np.flatnonzero(np.sum(entries, axis=0) > 0)
     bytes_per_row = 8 * sum(d.calibrator.n_pixels for d in detectors)
     for block in accumulate.row_blocks(active, bytes_per_row, budget):
 
-        def add_frames(block: np.ndarray = block) -> list[np.ndarray]:
+        def add_frames(block: np.ndarray = block) -> list[tuple[np.ndarray, np.ndarray]]:
             sums = []
             for i, det in enumerate(detectors):
                 acc = np.zeros((len(block), det.calibrator.n_pixels))
                 rows = accumulate.block_rows(rows_with_frame[i], block, plan.n_rows)
-                accumulate.accumulate_frames(frames[i], det.calibrator, local.events, rows, acc)
-                sums.append(acc)
+                counts = sources[i].accumulate(det.calibrator, local.events, rows, acc)
+                sums.append((acc, counts))
             return sums
 
         sums = par.everywhere(add_frames)
-        for acc in sums:
+        for acc, counts in sums:
             par.reduce_sum(acc)
+            par.reduce_sum(counts)
 
-        def write(block: np.ndarray = block, sums: list[np.ndarray] = sums) -> None:
+        def write(
+            block: np.ndarray = block, sums: list[tuple[np.ndarray, np.ndarray]] = sums
+        ) -> None:
             for i, det in enumerate(detectors):
+                summed[i][block] = sums[i][1]
                 for k, row in enumerate(block):
-                    if entries[i][row] == 0:
+                    if sums[i][1][k] == 0:
                         continue
                     c, b = divmod(int(row), n_bins)
-                    data = sums[i][k].reshape(det.calibrator.raw_shape)
+                    data = sums[i][0][k].reshape(det.calibrator.raw_shape)
                     if det.geometry is not None:
                         data = det.geometry.assemble_one(data)
                     files[c].write_bin(det.calibrator.name, b, data)
 
         par.on_root(write)
+    par.on_root(lambda: _write_frame_counts(detectors, entries, summed, files, n_bins))
+
+
+def _write_frame_counts(
+    detectors: list[Detector],
+    planned: list[np.ndarray],
+    summed: list[np.ndarray],
+    files: list[CubeFile],
+    n_bins: int,
+) -> None:
+    """Write ``<det>_nEntries`` as the frames summed; log the selected frames not found."""
+    for i, det in enumerate(detectors):
+        missing = int(planned[i].sum() - summed[i].sum())
+        if missing:
+            log.warning(
+                "%s: %d selected events had no frame in the frame source (counted in "
+                "nEntries, not in %s_nEntries)",
+                det.calibrator.name,
+                missing,
+                det.calibrator.name,
+            )
+        for c, file in enumerate(files):
+            file.set_detector_entries(det.calibrator.name, summed[i][c * n_bins : (c + 1) * n_bins])

@@ -107,6 +107,10 @@ class CubeFile:
         for key, value in detector.constants.items():
             cfg[key] = value
 
+    def set_detector_entries(self, detector: str, entries: np.ndarray) -> None:
+        """Overwrite ``<det>_nEntries`` with the frames actually summed per bin."""
+        self.h5[f"{detector}_nEntries"][...] = entries
+
     def write_bin(self, detector: str, index: int, data: np.ndarray) -> None:
         """Write the summed frames of one bin of ``detector``."""
         self.h5[f"{detector}_data"][index] = data
