@@ -1,7 +1,7 @@
-"""Command line: ``mpicube [run] …`` (the cube job), ``mpicube synth …``, ``mpicube demo``.
+"""Command line: ``mpicube [run] …`` (the cube job), ``synth``, ``demo``, ``show CUBE.h5``.
 
-Argument parsing and dispatch only; the work is in :mod:`mpicube.job` and
-:mod:`mpicube.synth`.
+Argument parsing and dispatch only; the work is in :mod:`mpicube.job`,
+:mod:`mpicube.synth` and :mod:`mpicube.show`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from mpicube.errors import CubeError
 
 DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
-SUBCOMMANDS = ("run", "synth", "demo")
+SUBCOMMANDS = ("run", "synth", "demo", "show")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub.add_parser("run", help="make the cubes of one run (the default command)"))
     _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
     _add_demo(sub.add_parser("demo", help="make a synthetic run and cube it on 2 ranks"))
+    _add_show(sub.add_parser("show", help="print a cube's bins, counts, datasets, provenance"))
     return parser
 
 
@@ -121,6 +122,12 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", type=int, default=1000, help="number of events (default: 1000)")
     p.add_argument("--ranks", type=int, default=2, help="MPI ranks (default: 2)")
     p.set_defaults(handler=_demo)
+
+
+def _add_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cube", type=Path, help="a cube file (Cube_*.h5)")
+    p.add_argument("--config-text", action="store_true", help="also print the config's text")
+    p.set_defaults(handler=_show)
 
 
 def _env_int(name: str) -> int | None:
@@ -225,6 +232,17 @@ def _demo(args: argparse.Namespace) -> int:
         for cube in sorted(outdir.glob("Cube_*.h5")):
             print(f"  {cube.name}")
     return code
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mpicube.show import describe
+
+    try:
+        print(describe(args.cube, args.config_text))
+    except CubeError as exc:
+        print(f"mpicube: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _mpiexec() -> str:
