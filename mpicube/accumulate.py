@@ -56,7 +56,7 @@ def scalar_sums(sd: SmallData, fields: tuple[str, ...], local: LocalEvents, n_ro
     row_of_hit = local.rows[hits]
     sums = {}
     for path in fields:
-        values = np.asarray(sd.read(path, start, stop), dtype=np.float64)
+        values = sd.read_float(path, start, stop)
         values = values[local.events - start] if len(local.events) else values[:0]
         shape = sd.dataset(path).shape[1:]
         columns = values.reshape(len(values), int(np.prod(shape)))

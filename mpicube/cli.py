@@ -1,8 +1,8 @@
-"""Command line: ``mpicube [run] …`` (the cube job), ``mpicube check …``, ``mpicube synth …``,
-``mpicube demo``.
+"""Command line: ``mpicube [run] …`` (the cube job), ``check``, ``synth``, ``demo``,
+``show CUBE.h5``.
 
-Argument parsing and dispatch only; the work is in :mod:`mpicube.job` and
-:mod:`mpicube.synth`.
+Argument parsing and dispatch only; the work is in :mod:`mpicube.job`,
+:mod:`mpicube.synth` and :mod:`mpicube.show`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mpicube.job import JobOptions
 
 DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
-SUBCOMMANDS = ("run", "check", "synth", "demo")
+SUBCOMMANDS = ("run", "check", "synth", "demo", "show")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
     _add_demo(sub.add_parser("demo", help="make a synthetic run and cube it on 2 ranks"))
+    _add_show(sub.add_parser("show", help="print a cube's bins, counts, datasets, provenance"))
     return parser
 
 
@@ -96,6 +97,14 @@ def _add_run(p: argparse.ArgumentParser) -> None:
         help="where the logbook summary page goes (default: <outdir>/summary)",
     )
     p.add_argument("--no-summary", action="store_true", help="write no summary page")
+    p.add_argument(
+        "--frames",
+        default="h5",
+        metavar="h5|xtc2[:DIR]",
+        help="where detector frames come from: h5, the smalldata file's <det>/raw (default), "
+        "or xtc2, the run's XTC2 files read with psana from DIR (default: "
+        "<data-root>/<hutch>/<exp>/xtc)",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -142,6 +151,12 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", type=int, default=1000, help="number of events (default: 1000)")
     p.add_argument("--ranks", type=int, default=2, help="MPI ranks (default: 2)")
     p.set_defaults(handler=_demo)
+
+
+def _add_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cube", type=Path, help="a cube file (Cube_*.h5)")
+    p.add_argument("--config-text", action="store_true", help="also print the config's text")
+    p.set_defaults(handler=_show)
 
 
 def _env_int(name: str) -> int | None:
@@ -202,11 +217,13 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
     """Return the job options of ``run`` and ``check`` arguments, defaults resolved."""
     from mpicube.job import JobOptions
     from mpicube.smalldata import run_file_name
+    from mpicube.sources import parse_frames_option
 
     if not args.experiment or args.run is None:
         raise CubeError("give --experiment and --run (or set EXPERIMENT and RUN_NUM)")
     hutch = args.experiment[:3].lower()
-    indir = args.indir or args.data_root / hutch / args.experiment / "hdf5" / "smalldata"
+    exp_dir = args.data_root / hutch / args.experiment
+    indir = args.indir or exp_dir / "hdf5" / "smalldata"
     outdir = args.outdir or indir / "cube"
     return JobOptions(
         experiment=args.experiment,
@@ -217,6 +234,7 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
         force=args.force,
         memory_budget=int(args.memory_budget * 2**30),
         summary_dir=None if args.no_summary else args.summary_dir or outdir / "summary",
+        frames=parse_frames_option(args.frames, exp_dir / "xtc"),
     )
 
 
@@ -280,6 +298,17 @@ def _demo(args: argparse.Namespace) -> int:
         for cube in sorted(outdir.glob("Cube_*.h5")):
             print(f"  {cube.name}")
     return code
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mpicube.show import describe
+
+    try:
+        print(describe(args.cube, args.config_text))
+    except CubeError as exc:
+        print(f"mpicube: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _mpiexec() -> str:

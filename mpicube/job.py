@@ -24,6 +24,7 @@ from mpicube.plan import Plan, make_plan
 from mpicube.report.progress import Progress
 from mpicube.report.runlog import PhaseTimer, plan_lines
 from mpicube.smalldata import CONSTANT_NAMES, SmallData
+from mpicube.sources import FramesOption, FrameSource, open_frame_source
 from mpicube.writer import (
     CubeFile,
     CubeSet,
@@ -47,6 +48,7 @@ class JobOptions:
     force: bool = False
     memory_budget: int = 2 * 2**30  # bytes of detector accumulators per rank
     summary_dir: Path | None = None  # where rank 0 writes the logbook summary; None: none
+    frames: FramesOption = FramesOption()  # where detector frames come from
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         start, stop = par.share(len(events))
         local = accumulate.local_events(plan, events[start:stop])
         detectors = par.everywhere(lambda: _detectors(sd, plan, par.is_root))
+        sources = par.everywhere(lambda: _frame_sources(sd, plan, options.frames))
         cubes = par.on_root(timer.timed("write", lambda: _open_cubes(plan, options, detectors)))
         files = cubes.files if cubes else []
         with timer.phase("scalars"):
@@ -83,7 +86,7 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         progress = Progress(par.size, sys.stdout if par.is_root else None)
         with timer.phase("detectors"):
             _merge_detectors(
-                par, sd, plan, local, detectors, files, options.memory_budget, timer, progress
+                par, plan, local, detectors, sources, files, options.memory_budget, timer, progress
             )
         written = par.on_root(timer.timed("write", lambda: cubes.commit())) or []
         if plan.settings.save_tiff:
@@ -156,6 +159,14 @@ def _detectors(sd: SmallData, plan: Plan, for_writing: bool) -> list[Detector]:
     return detectors
 
 
+def _frame_sources(sd: SmallData, plan: Plan, option: FramesOption) -> list[FrameSource]:
+    """Return this rank's frame source of every detector of the run."""
+    return [
+        open_frame_source(option, sd, request.source, plan.experiment, plan.run)
+        for request in plan.settings.detectors
+    ]
+
+
 def _output_layout(
     constants: DetectorConstants, geometry: Geometry | None, procs: tuple[postproc.PostProc, ...]
 ) -> DetectorOutput:
@@ -225,16 +236,20 @@ def _merge_scalars(
 
 def _merge_detectors(
     par: Parallel,
-    sd: SmallData,
     plan: Plan,
     local: accumulate.LocalEvents,
     detectors: list[Detector],
+    sources: list[FrameSource],
     files: list[CubeFile],
     budget: int,
     timer: PhaseTimer,
     progress: Progress,
 ) -> None:
-    """Sum every detector's frames per (cube, bin) row, block by block of rows within budget."""
+    """Sum every detector's frames per (cube, bin) row, block by block of rows within budget.
+
+    ``<det>_nEntries`` ends as the frames actually summed: fewer than planned when a
+    frame source lacks frames of selected events.
+    """
     if not detectors:
         return
     n_bins = plan.bins.n_bins
@@ -243,11 +258,11 @@ def _merge_detectors(
         for i, det in enumerate(detectors):
             for c, file in enumerate(files):
                 file.add_detector(det.output, entries[i][c * n_bins : (c + 1) * n_bins])
-    frames = [sd.raw_frames(det.calibrator.name) for det in detectors]
     rows_with_frame = [
         np.where(plan.frames_present[i][local.events][:, None], local.rows, -1)
         for i in range(len(detectors))
     ]
+    summed = [np.zeros(plan.n_rows, dtype=np.int64) for _ in detectors]
     active = np.flatnonzero(np.sum(entries, axis=0) > 0)
     bytes_per_row = 8 * sum(d.calibrator.n_pixels for d in detectors)
     blocks = accumulate.row_blocks(active, bytes_per_row, budget)
@@ -262,28 +277,30 @@ def _merge_detectors(
         )
     for block in blocks:
 
-        def add_frames(block: np.ndarray = block) -> list[np.ndarray]:
+        def add_frames(block: np.ndarray = block) -> list[tuple[np.ndarray, np.ndarray]]:
             sums = []
             for i, det in enumerate(detectors):
                 acc = np.zeros((len(block), det.calibrator.n_pixels))
                 rows = accumulate.block_rows(rows_with_frame[i], block, plan.n_rows)
-                accumulate.accumulate_frames(
-                    frames[i], det.calibrator, local.events, rows, acc, progress
-                )
-                sums.append(acc)
+                counts = sources[i].accumulate(det.calibrator, local.events, rows, acc, progress)
+                sums.append((acc, counts))
             return sums
 
         sums = par.everywhere(add_frames)
-        for acc in sums:
+        for acc, counts in sums:
             par.reduce_sum(acc)
+            par.reduce_sum(counts)
 
-        def write(block: np.ndarray = block, sums: list[np.ndarray] = sums) -> None:
+        def write(
+            block: np.ndarray = block, sums: list[tuple[np.ndarray, np.ndarray]] = sums
+        ) -> None:
             for i, det in enumerate(detectors):
+                summed[i][block] = sums[i][1]
                 for k, row in enumerate(block):
-                    if entries[i][row] == 0:
+                    if sums[i][1][k] == 0:
                         continue
                     c, b = divmod(int(row), n_bins)
-                    raw = data = sums[i][k].reshape(det.calibrator.raw_shape)
+                    raw = data = sums[i][0][k].reshape(det.calibrator.raw_shape)
                     if det.geometry is not None:
                         data = det.geometry.assemble_one(raw)
                     files[c].write_bin(det.calibrator.name, b, data)
@@ -293,3 +310,26 @@ def _merge_detectors(
 
         par.on_root(timer.timed("write", write))
         del sums, write  # free this block's accumulators before the next block allocates
+    par.on_root(lambda: _write_frame_counts(detectors, entries, summed, files, n_bins))
+
+
+def _write_frame_counts(
+    detectors: list[Detector],
+    planned: list[np.ndarray],
+    summed: list[np.ndarray],
+    files: list[CubeFile],
+    n_bins: int,
+) -> None:
+    """Write ``<det>_nEntries`` as the frames summed; log the selected frames not found."""
+    for i, det in enumerate(detectors):
+        missing = int(planned[i].sum() - summed[i].sum())
+        if missing:
+            log.warning(
+                "%s: %d selected events had no frame in the frame source (counted in "
+                "nEntries, not in %s_nEntries)",
+                det.calibrator.name,
+                missing,
+                det.calibrator.name,
+            )
+        for c, file in enumerate(files):
+            file.set_detector_entries(det.calibrator.name, summed[i][c * n_bins : (c + 1) * n_bins])

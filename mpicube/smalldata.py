@@ -2,6 +2,16 @@
 
 Every rank opens the file read-only on its own (h5py here is a serial build);
 ``locking=False`` lets a reader open a file another process still holds.
+
+Two layouts are read (contract §1). LCLS-I files carry ``event_time``. LCLS-II files,
+written by psana's ``psana.smalldata.SmallData``, carry ``timestamp`` instead and differ
+in two ways this reader hides: rows written under MPI are in arrival order, so events
+are presented sorted by ``timestamp`` (event index ``i`` is the i-th event in time); and
+a key missing from an event after it first appeared is stored as -99999 in integer
+datasets (NaN in float ones), so in such files an integer -99999 reads as NaN wherever
+values are read as numbers (:meth:`SmallData.read_float`): it fails every filter and is
+skipped by the sums. psana writes 0 for the events before a key first appears; that is
+indistinguishable from a real 0 and is read as 0.
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from mpicube.detectors.constants import DetectorConstants
 from mpicube.errors import CubeError, did_you_mean
 
 TIME_FIELDS = ("event_time", "timestamp")
+LCLS2_TIME_FIELD = "timestamp"
+LCLS2_MISSING_INT = -99999  # psana.smalldata's fill value for a missing integer
 CONSTANT_NAMES = ("ped", "gain", "rms", "mask", "ix", "iy", "x", "y")
 
 
@@ -35,6 +47,9 @@ class SmallData:
         except OSError as exc:
             raise CubeError(f"{self.path}: cannot open as HDF5: {exc}") from exc
         self.n_events = self._count_events()
+        self.time_field = next(name for name in TIME_FIELDS if name in self.file)
+        self.lcls2 = self.time_field == LCLS2_TIME_FIELD
+        self._order = self._time_order() if self.lcls2 else None
         self._fields: list[str] | None = None
 
     def __enter__(self) -> SmallData:
@@ -54,6 +69,17 @@ class SmallData:
         raise CubeError(
             f"{self.path}: no 'event_time' or 'timestamp' dataset: not a smalldata file"
         )
+
+    def _time_order(self) -> np.ndarray | None:
+        """Return the file rows in timestamp order, or None when they are in order already."""
+        times = self.file[LCLS2_TIME_FIELD][()]
+        if len(times) < 2 or bool(np.all(times[1:] >= times[:-1])):
+            return None
+        return np.argsort(times, kind="stable")
+
+    def file_rows(self, events: np.ndarray) -> np.ndarray:
+        """Return the file rows of event indices ``events`` (the same unless rows are unsorted)."""
+        return np.asarray(events, dtype=np.int64) if self._order is None else self._order[events]
 
     def field_names(self) -> list[str]:
         """Return the paths of every per-event dataset (first axis of length N)."""
@@ -90,16 +116,38 @@ class SmallData:
         return ds
 
     def read(self, path: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Return events ``start:stop`` of field ``path`` as a numpy array."""
+        """Return events ``start:stop`` (in time order) of field ``path`` as stored."""
         ds = self.dataset(path)
+        stop = self.n_events if stop is None else stop
         try:
-            return ds[start : self.n_events if stop is None else stop]
+            if self._order is None:
+                return ds[start:stop]
+            rows = self._order[start:stop]
+            if not len(rows):
+                return ds[0:0]
+            first = int(rows.min())
+            return ds[first : int(rows.max()) + 1][rows - first]
         except OSError as exc:
             raise CubeError(f"{self.path}: cannot read field {path!r}: {exc}") from exc
 
+    def read_float(self, path: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Return events ``start:stop`` of field ``path`` as float64, missing values as NaN.
+
+        Missing: -99999 in an integer field of an LCLS-II (psana SmallData) file.
+        """
+        stored = self.read(path, start, stop)
+        values = np.asarray(stored, dtype=np.float64)
+        if self.lcls2 and stored.dtype.kind == "i":
+            values[stored == LCLS2_MISSING_INT] = np.nan
+        return values
+
+    def read_times(self) -> np.ndarray:
+        """Return every event's time (``seconds << 32 | nanoseconds``) as uint64, in order."""
+        return np.asarray(self.read(self.time_field)).astype(np.uint64)
+
     def read_scalar(self, path: str) -> np.ndarray:
         """Return field ``path`` as float64 of shape (N,), summed across columns if 2-d+."""
-        values = np.asarray(self.read(path), dtype=np.float64)
+        values = self.read_float(path)
         if values.ndim > 1:
             values = values.reshape(self.n_events, -1).sum(axis=1)
         return values
@@ -113,10 +161,14 @@ class SmallData:
         ]
 
     def detector_constants(self, name: str) -> DetectorConstants:
-        """Return the constants of area detector ``name`` from ``UserDataCfg/<name>``."""
-        raw = self.raw_frames(name)
+        """Return the constants of area detector ``name`` from ``UserDataCfg/<name>``.
+
+        The raw frame shape is that of ``<name>/raw``, or, when the frames come from
+        elsewhere (XTC2) and the file has none, that of the pedestals less their gain axis.
+        """
         group_path = f"UserDataCfg/{name}"
         if group_path not in self.file:
+            self.raw_frames(name)  # no frames either: name the detectors that exist
             raise CubeError(f"{self.path}: detector {name!r} has frames but no {group_path}")
         group = self.file[group_path]
         values = {key: group[key][()] for key in CONSTANT_NAMES if key in group}
@@ -128,8 +180,10 @@ class SmallData:
             detector_type = detector_type.decode()
         if not detector_type:
             raise CubeError(f"{self.path}: {group_path} has no 'detector_type' attribute")
+        has_frames = self.has(f"{name}/raw")
+        raw_shape = self.raw_frames(name).shape[1:] if has_frames else values["ped"].shape[1:]
         return DetectorConstants(
-            name=name, detector_type=str(detector_type), raw_shape=tuple(raw.shape[1:]), **values
+            name=name, detector_type=str(detector_type), raw_shape=tuple(raw_shape), **values
         )
 
     def raw_frames(self, name: str) -> h5py.Dataset:

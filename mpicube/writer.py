@@ -166,6 +166,10 @@ class CubeFile:
                 )
                 dset.attrs.update(attrs)
 
+    def set_detector_entries(self, detector: str, entries: np.ndarray) -> None:
+        """Overwrite ``<det>_nEntries`` with the frames actually summed per bin."""
+        self.h5[f"{detector}_nEntries"][...] = entries
+
     def write_bin(self, detector: str, index: int, data: np.ndarray) -> None:
         """Write the summed frames of one bin of ``detector``."""
         with self._writing():

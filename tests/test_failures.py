@@ -62,7 +62,6 @@ def test_a_failure_inside_a_collective_step_aborts_the_job(small_run, tmp_path):
     )
     assert result.returncode != 0
     assert "RuntimeError: injected fault" in result.stderr
-    assert "MPI_Abort" in result.stderr or "Abort" in result.stderr
     assert seconds < 60
     assert files_soon(tmp_path) == []  # rank 0 was killed: its watcher removed the partials
 
