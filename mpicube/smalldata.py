@@ -1,7 +1,7 @@
 """Read a run's smalldata HDF5 file: per-event fields by path, scan fields, detectors.
 
-Every rank opens the file read-only on its own (h5py here is a serial build);
-``locking=False`` lets a reader open a file another process still holds.
+Every rank opens the file read-only on its own (h5py here is a serial build). A file
+that another process still holds open for writing is refused rather than read half-way.
 
 Two layouts are read (contract §1). LCLS-I files carry ``event_time``. LCLS-II files,
 written by psana's ``psana.smalldata.SmallData``, carry ``timestamp`` instead and differ
@@ -42,9 +42,14 @@ class SmallData:
         self.path = Path(path)
         if not self.path.exists():
             raise CubeError(f"{self.path}: smalldata file not found")
-        try:
-            self.file = h5py.File(self.path, "r", locking=False)
+        try:  # a writer still holding the file holds its lock (where locks are supported)
+            self.file = h5py.File(self.path, "r", locking="best-effort")
         except OSError as exc:
+            if "unable to lock file" in str(exc):
+                raise CubeError(
+                    f"{self.path}: still being written (another process holds it open for "
+                    "writing): run again when the run's smalldata file is complete"
+                ) from exc
             raise CubeError(f"{self.path}: cannot open as HDF5: {exc}") from exc
         self.n_events = self._count_events()
         self.time_field = next(name for name in TIME_FIELDS if name in self.file)

@@ -166,3 +166,21 @@ def test_a_disk_too_small_for_the_cubes_is_refused_before_writing(case, small_di
     assert result.returncode != 0
     assert "not enough disk space for the cubes" in result.stderr
     assert list(small_disk.iterdir()) in ([], [small_disk / "cube"])
+
+
+def test_a_smalldata_file_still_being_written_is_refused(case):
+    indir, run, config, outdir = case
+    writer = subprocess.Popen(
+        [sys.executable, "-c", f"import h5py, sys; f = h5py.File({str(run)!r}, 'a'); "
+         "print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline() == "open\n"
+        result = run_job(indir, outdir, config)
+    finally:
+        writer.communicate("")
+    assert result.returncode != 0
+    assert "still being written" in result.stderr and str(run) in result.stderr
+    assert not outdir.exists()
+    assert run_job(indir, outdir, config).returncode == 0  # complete now: it cubes
