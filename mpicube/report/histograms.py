@@ -28,7 +28,7 @@ PIXEL_FRAMES = 100
 PIXEL_BIN_COUNT = 200
 PIXEL_PERCENTILES = (0.01, 99.9)
 NOISE_WIDTHS = 20  # the zoomed panel ends at median + this many MADs (or 3 x thresADU)
-PIXEL_SAMPLE = 20_000  # pixels per frame kept to choose the plotted range
+PIXEL_VALUES = 20_000_000  # at most this many pixel values are histogrammed (80 MB)
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class PixelHistogram:
     n_above: int  # pixel values above it
     zoom_edges: np.ndarray  # the low end of the range, where the noise and threshold are
     zoom_counts: np.ndarray
+    stride: int = 1  # every stride-th good pixel of each frame is counted
 
 
 def hist_fields(settings: RunSettings, sd: SmallData) -> tuple[list[str], list[str]]:
@@ -148,8 +149,8 @@ def pixel_histogram(sd: SmallData, plan: Plan, detector: int) -> PixelHistogram:
     """Return the histogram of calibrated good-pixel values (no threshold applied) of up to
     :data:`PIXEL_FRAMES` frames of detector number ``detector``.
 
-    Frames are read and calibrated one at a time, twice (range, then counts), so memory
-    stays at one frame whatever the detector.
+    Frames are read and calibrated one at a time; of each, an evenly strided subset of the
+    good pixels is kept, so that at most :data:`PIXEL_VALUES` values are held.
     """
     request = plan.settings.detectors[detector]
     constants = sd.detector_constants(request.source)
@@ -157,34 +158,28 @@ def pixel_histogram(sd: SmallData, plan: Plan, detector: int) -> PixelHistogram:
     good = np.ones(constants.raw_shape, bool) if constants.mask is None else constants.mask != 0
     frames = sd.raw_frames(request.source)
     events = sample_events(plan, detector)
-
-    def calibrated(event: int) -> np.ndarray:
-        return calibrator.calibrate(np.ascontiguousarray(frames[int(event)]))[good]
-
-    samples = []  # a strided subsample of each frame, to choose the plotted range
-    for event in events:
-        values = calibrated(event)
-        samples.append(values[:: max(1, values.size // PIXEL_SAMPLE)])
-    sample = np.concatenate(samples) if samples else np.zeros(0, np.float32)
-    low, high = _default_range(sample, PIXEL_PERCENTILES)
+    stride = max(1, -(-int(good.sum()) * len(events) // PIXEL_VALUES))
+    values = np.concatenate(
+        [
+            calibrator.calibrate(np.ascontiguousarray(frames[int(event)]))[good][::stride]
+            for event in events
+        ]
+        or [np.zeros(0, np.float32)]
+    )
+    low, high = _default_range(values, PIXEL_PERCENTILES)
     if request.thres_adu is not None:
         low, high = min(low, request.thres_adu), max(high, request.thres_adu)
-    zoom_high = _noise_end(sample, high)
+    zoom_high = _noise_end(values, high)
     if request.thres_adu is not None:
         zoom_high = max(zoom_high, 3 * request.thres_adu)
     zoom_high = min(max(zoom_high, low + 1e-6 * (high - low)), high)
     edges = np.linspace(low, high, PIXEL_BIN_COUNT + 1)
     zoom_edges = np.linspace(low, zoom_high, PIXEL_BIN_COUNT + 1)
-    counts = np.zeros(PIXEL_BIN_COUNT, dtype=np.int64)
-    zoom_counts = np.zeros(PIXEL_BIN_COUNT, dtype=np.int64)
-    below = above = 0
-    for event in events:
-        values = calibrated(event)
-        counts += np.histogram(values, bins=edges)[0]
-        zoom_counts += np.histogram(values, bins=zoom_edges)[0]
-        below += int((values < low).sum())
-        above += int((values > high).sum())
+    counts = np.histogram(values, bins=edges)[0]
+    zoom_counts = np.histogram(values, bins=zoom_edges)[0]
+    below = int((values < low).sum())
+    above = int((values > high).sum())
     return PixelHistogram(
         request.source, edges, counts, int(events.size), request.thres_adu, below, above,
-        zoom_edges, zoom_counts,
+        zoom_edges, zoom_counts, stride,
     )  # fmt: skip

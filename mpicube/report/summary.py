@@ -179,7 +179,9 @@ def _pixels_section(pixels: list[histograms.PixelHistogram]) -> list[str]:
     for p in pixels:
         threshold = "no threshold" if p.threshold is None else f"thresADU {p.threshold:g}"
         caption = (
-            f"{p.detector}: calibrated values of the good pixels of {p.n_frames} frames "
+            f"{p.detector}: calibrated values of "
+            f"{'the' if p.stride == 1 else f'every {p.stride}th of the'} good pixels of "
+            f"{p.n_frames} frames "
             f"(before the threshold; {threshold}); {p.n_below} values below and {p.n_above} "
             f"above the plotted range [{p.edges[0]:g}, {p.edges[-1]:g}]."
         )
