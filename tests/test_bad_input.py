@@ -17,7 +17,7 @@ from tests.test_job import EXP, MPIEXEC, files_soon, job_args
 GOOD_CONFIG = """
 binBoundaries = [-100.0, 0.0, 100.0]
 filters = [['ipm2/sum', 0.0, 1e9, 'filter1']]
-varList = ['ipm2/sum', {'source': 'jf'}]
+varList = ['ipm2/sum', {'source': 'jf', 'image': True}]
 """
 
 
@@ -89,6 +89,14 @@ BAD_INPUTS = {
     "constants of the wrong shape": (
         lambda c: edit(c[1], replace("UserDataCfg/jf/ped", np.zeros((3, 2, 16, 31), "f4"))),
         "jf",
+    ),
+    "geometry with negative indices": (
+        lambda c: edit(c[1], replace("UserDataCfg/jf/ix", -np.ones((2, 16, 32), "i4"))),
+        "jf",
+    ),
+    "geometry far out of range": (
+        lambda c: edit(c[1], replace("UserDataCfg/jf/iy", np.full((2, 16, 32), 10**6, "i4"))),
+        "jf: geometry out of range",
     ),
     "filter on a missing field": (
         lambda c: c[2].write_text(GOOD_CONFIG.replace("'ipm2/sum', 0.0", "'ipm2/summ', 0.0")),

@@ -6,6 +6,8 @@ import numpy as np
 
 from mpicube.errors import CubeError
 
+MAX_IMAGE_GROWTH = 16  # an image this many times larger than the raw frame is a bad geometry
+
 
 class Geometry:
     """Where each raw pixel lands in the assembled image.
@@ -24,6 +26,11 @@ class Geometry:
         cols = _index_array(name, "iy", iy, self.raw_shape)
         height = int(rows.max()) + 1 if rows.size else 0
         width = int(cols.max()) + 1 if cols.size else 0
+        if height * width > MAX_IMAGE_GROWTH * max(1, rows.size):
+            raise CubeError(
+                f"{name}: geometry out of range: ix/iy make a {height} x {width} image for "
+                f"{rows.size} pixels (more than {MAX_IMAGE_GROWTH}x): check UserDataCfg/{name}"
+            )
         self.image_shape = (height, width)
         self._linear = rows * width + cols
         self._unique = np.unique(self._linear).size == self._linear.size
