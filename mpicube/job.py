@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mpicube import accumulate, postproc, tiffs
-from mpicube.detectors import Calibrator, DetectorConstants, Geometry, make_calibrator
+from mpicube.detector_setup import prepare_detector
+from mpicube.detectors import Calibrator, DetectorConstants, Geometry
 from mpicube.errors import CubeError
 from mpicube.parallel import Parallel
 from mpicube.plan import Plan, make_plan
@@ -58,7 +59,7 @@ class Detector:
     calibrator: Calibrator
     geometry: Geometry | None  # set when the cube holds assembled images
     output: DetectorOutput | None  # set on rank 0 only
-    procs: tuple[postproc.PostProc, ...] = ()  # det_proc functions, rank 0 only
+    procs: tuple[postproc.PostProc, ...] = ()  # det_proc functions applied to each bin
 
 
 def run_job(options: JobOptions, par: Parallel) -> list[Path]:
@@ -138,24 +139,11 @@ def _detectors(sd: SmallData, plan: Plan, for_writing: bool) -> list[Detector]:
     """Return the run's detectors: calibrators everywhere, output layouts when writing."""
     detectors = []
     for request in plan.settings.detectors:
-        constants = sd.detector_constants(request.source)
-        calibrator = make_calibrator(
-            constants, request.thres_adu, request.common_mode, request.thres_rms
+        ready = prepare_detector(sd, request, str(plan.config_path))
+        output = (
+            _output_layout(ready.constants, ready.geometry, ready.procs) if for_writing else None
         )
-        geometry = None
-        if request.image:
-            if constants.ix is None or constants.iy is None:
-                raise CubeError(
-                    f"{sd.path}: detector {request.source!r}: image needs UserDataCfg/"
-                    f"{request.source}/ix and iy"
-                )
-            geometry = Geometry(request.source, constants.ix, constants.iy, constants.raw_shape)
-        output, procs = None, ()
-        if for_writing:
-            shape = geometry.image_shape if geometry else tuple(constants.raw_shape)
-            procs = tuple(postproc.bind(request.det_proc, constants, shape, str(plan.config_path)))
-            output = _output_layout(constants, geometry, procs)
-        detectors.append(Detector(calibrator, geometry, output, procs))
+        detectors.append(Detector(ready.calibrator, ready.geometry, output, ready.procs))
     return detectors
 
 

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpicube import accumulate
-from mpicube.detectors import Geometry, make_calibrator
-from mpicube.errors import CubeError
+from mpicube.detector_setup import prepare_detector
 from mpicube.job import JobOptions
 from mpicube.plan import Plan, make_plan
 from mpicube.report import histograms
@@ -122,17 +121,9 @@ def detector_info(sd: SmallData, plan: Plan, index: int) -> DetectorInfo:
     """Return the estimate's view of detector number ``index``, validating it as the job
     would (constants, calibration settings, image geometry) without reading a frame."""
     request = plan.settings.detectors[index]
-    constants = sd.detector_constants(request.source)
-    make_calibrator(constants, request.thres_adu, request.common_mode)
-    image_shape = None
-    if request.image:
-        if constants.ix is None or constants.iy is None:
-            raise CubeError(
-                f"{sd.path}: detector {request.source!r}: image needs UserDataCfg/"
-                f"{request.source}/ix and iy"
-            )
-        geometry = Geometry(request.source, constants.ix, constants.iy, constants.raw_shape)
-        image_shape = geometry.image_shape
+    ready = prepare_detector(sd, request, str(plan.config_path))
+    constants = ready.constants
+    image_shape = ready.geometry.image_shape if ready.geometry else None
     raw = sd.raw_frames(request.source)
     arrays = [getattr(constants, k) for k in CONSTANT_NAMES if getattr(constants, k) is not None]
     return DetectorInfo(
