@@ -36,14 +36,13 @@ def slurm_missing() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"scontrol ping failed: {exc}"
     if ping.returncode != 0 or "UP" not in ping.stdout:
-        return f"no Slurm controller answers ({ping.stdout.strip() or ping.stderr.strip()})"
+        said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
+        return f"no Slurm controller answers ({said}); slurm/ci/start_slurm.sh starts one"
     return None
 
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(slurm_missing() is not None, reason=str(slurm_missing())),
-]
+MISSING = slurm_missing()
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
 
 def default_partition() -> str:

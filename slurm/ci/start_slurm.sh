@@ -68,6 +68,7 @@ CONF
 install -d -o munge -g munge -m 0755 /run/munge
 if ! pgrep -u munge -x munged >/dev/null; then
     runuser -u munge -- /usr/sbin/munged
+    touch "$DIR/munged.started"  # stop_slurm.sh stops only a munged started here
 fi
 slurmctld
 slurmd

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the cluster slurm/ci/start_slurm.sh started: cancel its jobs, then SIGTERM slurmd,
-# slurmctld and munged by their pid files and wait for them to exit. Safe to run twice.
+# slurmctld and (if that script started it) munged by their pid files and wait for them to
+# exit. Safe to run twice.
 set -uo pipefail
 DIR=${MPICUBE_SLURM_DIR:-/tmp/mpicube-slurm}
 
@@ -23,5 +24,8 @@ if [ -f "$DIR/slurmctld.pid" ]; then
 fi
 stop slurmd "$DIR/slurmd.pid"
 stop slurmctld "$DIR/slurmctld.pid"
-stop munged /run/munge/munged.pid
+if [ -f "$DIR/munged.started" ]; then
+    stop munged /run/munge/munged.pid
+    rm -f "$DIR/munged.started"
+fi
 echo "stop_slurm.sh: Slurm stopped"
