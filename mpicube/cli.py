@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 from mpicube.errors import CubeError
 
 if TYPE_CHECKING:
+    from mpicube.cluster.sbatch import BatchJob
     from mpicube.job import JobOptions
 
 DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
 DEFAULT_PARTITION = "milano"
-SUBCOMMANDS = ("run", "check", "submit", "synth", "demo", "show")
+SUBCOMMANDS = ("run", "check", "submit", "watch", "synth", "demo", "show")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
             "submit",
             help="wait for the run's smalldata file to be complete, submit its cube job to "
             "Slurm, print the job id (the run-end producer)",
+        )
+    )
+    _add_watch(
+        sub.add_parser(
+            "watch",
+            help="submit a cube job for every newly complete smalldata file of an experiment, "
+            "once each (for sites without a run processor)",
         )
     )
     _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
@@ -189,6 +197,21 @@ def _add_submit(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_submit)
 
 
+def _add_watch(p: argparse.ArgumentParser) -> None:
+    _add_submit(p)
+    watcher = p.add_argument_group("watcher (--run is not used: every run of --indir is)")
+    watcher.add_argument(
+        "--state",
+        type=Path,
+        help="JSON record of the files handled (default: <outdir>/logs/watch_<exp>.json)",
+    )
+    watcher.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between looks (default: 30)"
+    )
+    watcher.add_argument("--once", action="store_true", help="look once and exit")
+    p.set_defaults(handler=_watch)
+
+
 def _add_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="xpplx1234", help="experiment name (default: xpplx1234)")
     p.add_argument("--run", type=int, default=1, help="run number (default: 1)")
@@ -277,31 +300,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    import shlex
-
     from mpicube.cluster.producer import submit_run
-    from mpicube.cluster.sbatch import BatchJob, render
+    from mpicube.cluster.sbatch import render
     from mpicube.report.status import ENV_URL, failed_value, post_status
 
     status_url = os.environ.get(ENV_URL, "")
     try:
-        options = _job_options(args)
-        job = BatchJob(
-            experiment=options.experiment,
-            run=options.run,
-            cube_args=_cube_args(args, options),
-            log_dir=(args.log_dir or options.outdir / "logs").resolve(),
-            partition=args.partition,
-            account=args.account or f"lcls:{options.experiment}",
-            ntasks=args.ntasks,
-            nodes=args.nodes,
-            time=args.time,
-            launcher=args.launcher,
-            python=args.python,
-            program=shlex.split(args.program),
-            status_url=status_url,
-            arp_job_id=os.environ.get("ARP_JOB_ID", ""),
-        )
+        job, options = _batch_job(args)
         if args.dry_run:
             print(render(args.template.read_text(), job), end="")
             return 0
@@ -312,6 +317,58 @@ def _submit(args: argparse.Namespace) -> int:
         return 1
     print(job_id)
     return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from mpicube.cluster.producer import submit_run
+    from mpicube.cluster.watch import watch, watch_once
+
+    _log_setup(True)
+    try:
+        any_run, options = _batch_job(argparse.Namespace(**{**vars(args), "run": 0}))
+        directory = options.input_path.parent
+        state = args.state or any_run.log_dir / f"watch_{options.experiment}.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+
+        def submit_one(run: int) -> str:
+            job, options = _batch_job(argparse.Namespace(**{**vars(args), "run": run}))
+            return submit_run(job, options.input_path, args.template, 0.0, args.settle)
+
+        if args.once:
+            watch_once(directory, options.experiment, state, submit_one, args.settle)
+        else:
+            watch(directory, options.experiment, state, submit_one, args.settle, args.interval)
+    except CubeError as exc:
+        print(f"mpicube: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _batch_job(args: argparse.Namespace) -> tuple[BatchJob, JobOptions]:
+    """Return the Slurm job of ``submit`` arguments and the cube job's options."""
+    import shlex
+
+    from mpicube.cluster.sbatch import BatchJob
+    from mpicube.report.status import ENV_URL
+
+    options = _job_options(args)
+    job = BatchJob(
+        experiment=options.experiment,
+        run=options.run,
+        cube_args=_cube_args(args, options),
+        log_dir=(args.log_dir or options.outdir / "logs").resolve(),
+        partition=args.partition,
+        account=args.account or f"lcls:{options.experiment}",
+        ntasks=args.ntasks,
+        nodes=args.nodes,
+        time=args.time,
+        launcher=args.launcher,
+        python=args.python,
+        program=shlex.split(args.program),
+        status_url=os.environ.get(ENV_URL, ""),
+        arp_job_id=os.environ.get("ARP_JOB_ID", ""),
+    )
+    return job, options
 
 
 def _cube_args(args: argparse.Namespace, options: JobOptions) -> list[str]:

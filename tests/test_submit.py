@@ -3,6 +3,7 @@ producer against a stand-in ``sbatch`` on PATH and a real HTTP server."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -212,3 +213,55 @@ def test_dry_run_prints_the_script_and_submits_nothing(fake_slurm, tmp_path):
     assert "#SBATCH --ntasks=8\n#SBATCH --nodes=1-4" in result.stdout
     assert "#SBATCH --partition=roma" in result.stdout
     assert not (bin_dir / "args").exists()
+
+
+COUNTING_SBATCH = """#!/bin/sh
+# stands in for sbatch: one line per submission; job ids 100, 101, …
+calls="$(dirname "$0")/calls"
+echo "$2" >> "$calls"
+echo $((99 + $(wc -l < "$calls")))
+"""
+
+
+def test_the_watcher_submits_each_complete_run_once(tmp_path):
+    bin_dir, indir = tmp_path / "bin", tmp_path / "smalldata"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(COUNTING_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    for run in (3, 5):
+        write_run(indir / f"{EXP}_Run{run:04d}.h5", n_events=30, detectors={})
+    (indir / f"{EXP}_Run0009.h5.tmp").write_text("not a run")
+    (indir / "otherexp_Run0004.h5").write_text("another experiment")
+    config = tmp_path / "cube_config_xpp.py"
+    config.write_text(CONFIG)
+    state = tmp_path / "state.json"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(indir / f"{EXP}_Run0007.h5")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "JID_UPDATE_COUNTERS": ""}
+    command = [sys.executable, "-m", "mpicube", "watch", "--experiment", EXP, "--indir",
+               str(indir), "--outdir", str(tmp_path / "cube"), "--config", str(config),
+               "--state", str(state), "--settle", "0", "--once"]  # fmt: skip
+
+    def look() -> list[str]:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        calls = bin_dir / "calls"
+        return calls.read_text().splitlines() if calls.exists() else []
+
+    try:
+        assert writer.stdout.readline() == "open\n"
+        assert [Path(c).name for c in look()] == [
+            f"cube_{EXP}_Run0003.sbatch",
+            f"cube_{EXP}_Run0005.sbatch",
+        ]
+        assert len(look()) == 2  # nothing new: each run once
+    finally:
+        writer.communicate("\n", timeout=30)
+    assert Path(look()[-1]).name == f"cube_{EXP}_Run0007.sbatch"  # its writer is done
+    assert json.loads(state.read_text()) == {
+        f"{EXP}_Run0003.h5": "100",
+        f"{EXP}_Run0005.h5": "101",
+        f"{EXP}_Run0007.h5": "102",
+    }
