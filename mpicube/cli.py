@@ -1,5 +1,5 @@
 """Command line: ``mpicube [run] …`` (the cube job), ``check``, ``submit`` (a Slurm job),
-``synth``, ``demo``, ``show CUBE.h5``.
+``watch`` (a Slurm job per new run), ``synth``, ``demo``, ``show CUBE.h5``.
 
 Argument parsing and dispatch only; the work is in :mod:`mpicube.job`,
 :mod:`mpicube.cluster`, :mod:`mpicube.synth` and :mod:`mpicube.show`.
@@ -203,7 +203,7 @@ def _add_watch(p: argparse.ArgumentParser) -> None:
     watcher.add_argument(
         "--state",
         type=Path,
-        help="JSON record of the files handled (default: <outdir>/logs/watch_<exp>.json)",
+        help="JSON record of the files handled (default: <log-dir>/watch_<exp>.json)",
     )
     watcher.add_argument(
         "--interval", type=float, default=30.0, help="seconds between looks (default: 30)"

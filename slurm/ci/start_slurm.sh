@@ -33,6 +33,12 @@ fi
 
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
 host=$(hostname)
+for name in localhost "$host"; do
+    if ! getent hosts "$name" >/dev/null; then
+        echo "start_slurm.sh: $name does not resolve (add it to /etc/hosts)" >&2
+        exit 1
+    fi
+done
 # slurmd -C prints the node's hardware as a NodeName line; keep RealMemory below the total.
 node=$(slurmd -C | head -n 1)
 memory=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
