@@ -1,8 +1,8 @@
-"""Command line: ``mpicube [run] …`` (the cube job), ``check``, ``synth``, ``demo``,
-``show CUBE.h5``.
+"""Command line: ``mpicube [run] …`` (the cube job), ``check``, ``submit`` (a Slurm job),
+``watch`` (a Slurm job per new run), ``synth``, ``demo``, ``show CUBE.h5``.
 
 Argument parsing and dispatch only; the work is in :mod:`mpicube.job`,
-:mod:`mpicube.synth` and :mod:`mpicube.show`.
+:mod:`mpicube.cluster`, :mod:`mpicube.synth` and :mod:`mpicube.show`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 from mpicube.errors import CubeError
 
 if TYPE_CHECKING:
+    from mpicube.cluster.sbatch import BatchJob
     from mpicube.job import JobOptions
 
 DEFAULT_DATA_ROOT = "/sdf/data/lcls/ds"
-SUBCOMMANDS = ("run", "check", "synth", "demo", "show")
+DEFAULT_PARTITION = "milano"
+SUBCOMMANDS = ("run", "check", "submit", "watch", "synth", "demo", "show")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
             "check",
             help="plan a run without reading detector frames: events kept, bins, files, "
             "memory and time a job would need",
+        )
+    )
+    _add_submit(
+        sub.add_parser(
+            "submit",
+            help="wait for the run's smalldata file to be complete, submit its cube job to "
+            "Slurm, print the job id (the run-end producer)",
+        )
+    )
+    _add_watch(
+        sub.add_parser(
+            "watch",
+            help="submit a cube job for every newly complete smalldata file of an experiment, "
+            "once each (for sites without a run processor)",
         )
     )
     _add_synth(sub.add_parser("synth", help="write a synthetic smalldata run"))
@@ -116,6 +132,84 @@ def _add_check(p: argparse.ArgumentParser) -> None:
         help="ranks to estimate memory and time for (default: as many as check runs on)",
     )
     p.set_defaults(handler=_check)
+
+
+def _add_submit(p: argparse.ArgumentParser) -> None:
+    from mpicube.cluster.sbatch import DEFAULT_TEMPLATE, LAUNCHERS
+
+    _add_run(p)
+    slurm = p.add_argument_group("Slurm job")
+    slurm.add_argument(
+        "--partition",
+        default=os.environ.get("MPICUBE_PARTITION", DEFAULT_PARTITION),
+        help=f"partition (default: $MPICUBE_PARTITION or {DEFAULT_PARTITION})",
+    )
+    slurm.add_argument("--account", help="account (default: lcls:<experiment>)")
+    slurm.add_argument("--ntasks", type=int, default=64, help="MPI ranks (default: 64)")
+    slurm.add_argument("--nodes", default="1-4", help="nodes, N or MIN-MAX (default: 1-4)")
+    slurm.add_argument("--time", default="02:00:00", help="time limit (default: 02:00:00)")
+    slurm.add_argument(
+        "--log-dir",
+        type=Path,
+        help="where the job's log cube_<exp>_Run<NNNN>_<jobid>.log and its sbatch script go "
+        "(default: <outdir>/logs)",
+    )
+    slurm.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="auto",
+        help="how ranks start: mpiexec (the one beside --python, i.e. the mpich wheel's), "
+        "mpirun (the site's), srun (srun --mpi=pmi2); auto: mpiexec if the mpich wheel is "
+        "installed, else mpirun (default: auto)",
+    )
+    slurm.add_argument(
+        "--python", default=sys.executable, help="Python of the job (default: this one)"
+    )
+    slurm.add_argument(
+        "--program",
+        default="-m mpicube",
+        help="what each rank runs after 'python -u -m mpi4py', followed by 'run' and the run "
+        "options (default: -m mpicube)",
+    )
+    slurm.add_argument(
+        "--template",
+        type=Path,
+        default=DEFAULT_TEMPLATE,
+        help="sbatch template (default: %(default)s)",
+    )
+    slurm.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the smalldata file to be complete (default: 600)",
+    )
+    slurm.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="complete = opens with HDF5 file locking and unmodified for this long (default: 10)",
+    )
+    slurm.add_argument(
+        "--dry-run", action="store_true", help="print the sbatch script, submit nothing"
+    )
+    p.set_defaults(handler=_submit)
+
+
+def _add_watch(p: argparse.ArgumentParser) -> None:
+    _add_submit(p)
+    watcher = p.add_argument_group("watcher (--run is not used: every run of --indir is)")
+    watcher.add_argument(
+        "--state",
+        type=Path,
+        help="JSON record of the files handled (default: <log-dir>/watch_<exp>.json)",
+    )
+    watcher.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between looks (default: 30)"
+    )
+    watcher.add_argument("--once", action="store_true", help="look once and exit")
+    p.set_defaults(handler=_watch)
 
 
 def _add_synth(p: argparse.ArgumentParser) -> None:
@@ -203,6 +297,97 @@ def _check(args: argparse.Namespace) -> int:
     if par.is_root:
         print("\n".join(lines))
     return 0 if ok else 1
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from mpicube.cluster.producer import submit_run
+    from mpicube.cluster.sbatch import render
+    from mpicube.report.status import ENV_URL, failed_value, post_status
+
+    status_url = os.environ.get(ENV_URL, "")
+    try:
+        job, options = _batch_job(args)
+        if args.dry_run:
+            print(render(args.template.read_text(), job), end="")
+            return 0
+        job_id = submit_run(job, options.input_path, args.template, args.wait, args.settle)
+    except (CubeError, OSError) as exc:
+        print(f"mpicube: error: {exc}", file=sys.stderr)
+        post_status(failed_value(str(exc)), url=status_url)
+        return 1
+    print(job_id)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from mpicube.cluster.producer import submit_run
+    from mpicube.cluster.watch import watch, watch_once
+
+    _log_setup(True)
+    try:
+        any_run, options = _batch_job(argparse.Namespace(**{**vars(args), "run": 0}))
+        directory = options.input_path.parent
+        state = args.state or any_run.log_dir / f"watch_{options.experiment}.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+
+        def submit_one(run: int) -> str:
+            job, options = _batch_job(argparse.Namespace(**{**vars(args), "run": run}))
+            return submit_run(job, options.input_path, args.template, 0.0, args.settle)
+
+        if args.once:
+            watch_once(directory, options.experiment, state, submit_one, args.settle)
+        else:
+            watch(directory, options.experiment, state, submit_one, args.settle, args.interval)
+    except CubeError as exc:
+        print(f"mpicube: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _batch_job(args: argparse.Namespace) -> tuple[BatchJob, JobOptions]:
+    """Return the Slurm job of ``submit`` arguments and the cube job's options."""
+    import shlex
+
+    from mpicube.cluster.sbatch import BatchJob
+    from mpicube.report.status import ENV_URL
+
+    options = _job_options(args)
+    job = BatchJob(
+        experiment=options.experiment,
+        run=options.run,
+        cube_args=_cube_args(args, options),
+        log_dir=(args.log_dir or options.outdir / "logs").resolve(),
+        partition=args.partition,
+        account=args.account or f"lcls:{options.experiment}",
+        ntasks=args.ntasks,
+        nodes=args.nodes,
+        time=args.time,
+        launcher=args.launcher,
+        python=args.python,
+        program=shlex.split(args.program),
+        status_url=os.environ.get(ENV_URL, ""),
+        arp_job_id=os.environ.get("ARP_JOB_ID", ""),
+    )
+    return job, options
+
+
+def _cube_args(args: argparse.Namespace, options: JobOptions) -> list[str]:
+    """Return the ``mpicube run`` options of a submitted job, paths made absolute."""
+    cube = [
+        "--experiment", options.experiment, "--run", str(options.run),
+        "--indir", str(options.input_path.parent.resolve()),
+        "--outdir", str(options.outdir.resolve()),
+        "--config", str(options.config_path.resolve()),
+        "--data-root", str(args.data_root.resolve()),
+        "--memory-budget", str(args.memory_budget), "--frames", args.frames,
+    ]  # fmt: skip
+    if args.force:
+        cube.append("--force")
+    if options.summary_dir is None:
+        cube.append("--no-summary")
+    else:
+        cube += ["--summary-dir", str(options.summary_dir.resolve())]
+    return cube
 
 
 def _log_setup(is_root: bool) -> None:

@@ -1,0 +1,1 @@
+"""Running cube jobs on a Slurm cluster: the sbatch script, the run-end producer, the watcher."""
