@@ -230,7 +230,7 @@ def plot(r: dict, path: Path) -> None:
     jobs = r["jobs_1M"]
     ranks = [int(k) for k in jobs]
     rates = [max(j["rate"] for j in jobs[str(k)]) for k in ranks]
-    shares = [max(jobs[str(k)], key=lambda j: j["rate"])["phases"]["merge"] for k in ranks]
+    merges = [max(jobs[str(k)], key=lambda j: j["rate"])["phases"]["merge"] for k in ranks]
     writes = [max(jobs[str(k)], key=lambda j: j["rate"])["phases"]["write"] for k in ranks]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax.plot(ranks, rates, "o-", label="mpicube")
@@ -241,8 +241,8 @@ def plot(r: dict, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xticks(ranks)
     ax.legend(fontsize=8)
-    ax2.bar([str(k) for k in ranks], shares, label="merge (Reduce)")
-    ax2.bar([str(k) for k in ranks], writes, bottom=shares, label="write")
+    ax2.bar([str(k) for k in ranks], merges, label="merge (Reduce)")
+    ax2.bar([str(k) for k in ranks], writes, bottom=merges, label="write")
     ax2.set_xlabel("ranks")
     ax2.set_ylabel("seconds (100 bins, Jungfrau 1M)")
     ax2.legend(fontsize=8)
