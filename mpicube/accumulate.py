@@ -6,6 +6,7 @@ here knows about MPI; the job merges the partial sums.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ from mpicube.errors import CubeError
 from mpicube.plan import Plan
 from mpicube.smalldata import SmallData
 
-READ_BLOCK_BYTES = 32 * 2**20
+READ_BLOCK_BYTES = 64 * 2**20  # read_direct buffer of a chunked or compressed dataset
+MAP_BLOCK_BYTES = 256 * 2**20  # frames of a memory-mapped dataset given to the kernel at once
 
 
 @dataclass(frozen=True)
@@ -92,31 +94,108 @@ def accumulate_frames(
     """Add the calibrated frames of ``events`` into ``acc`` at ``rows``; return frames added.
 
     ``events`` are sorted event indices and ``rows`` their (n, n_cubes) accumulator rows
-    (-1: skip). Frames are read in runs of consecutive events into one reused buffer;
-    ``on_frames(n)`` is called after each run with the number of frames it added.
+    (-1: skip). Frames are taken in runs of consecutive events: straight from a memory map
+    of the file when the dataset is contiguous and uncompressed (no copy), else read into
+    one reused buffer. ``on_frames(n)`` is called after each run with the frames it added.
     """
     wanted = (rows >= 0).any(axis=1)
     events, rows = events[wanted], rows[wanted]
-    buffer = np.empty((_frames_per_read(frames), *frames.shape[1:]), dtype=frames.dtype)
-    for first, last, part in _runs(events, len(buffer)):
+    mapped = MappedFrames.open(frames)
+    if mapped is None:
+        reader: MappedFrames | BufferedFrames = BufferedFrames(frames)
+    else:
+        reader = mapped
+    for first, last, part in _runs(events, reader.window):
         n = last - first + 1
-        try:
-            frames.read_direct(buffer, np.s_[first : last + 1], np.s_[0:n])
-        except OSError as exc:
-            raise CubeError(
-                f"{frames.file.filename}: cannot read {frames.name} events {first}-{last}: {exc}"
-            ) from exc
         span_rows = np.full((n, rows.shape[1]), -1, dtype=np.int32)
         span_rows[events[part] - first] = rows[part]
-        calibrator.accumulate(buffer[:n], span_rows, acc)
+        calibrator.accumulate(reader.frames(first, last + 1), span_rows, acc)
+        reader.done(first, last + 1)
         if on_frames is not None:
             on_frames(part.stop - part.start)
     return len(events)
 
 
-def _frames_per_read(frames: h5py.Dataset) -> int:
+class BufferedFrames:
+    """Frames read with ``read_direct`` into one reused buffer of ``READ_BLOCK_BYTES``."""
+
+    def __init__(self, frames: h5py.Dataset):
+        self.dataset = frames
+        self.window = _frames_in(frames, READ_BLOCK_BYTES)
+        self.buffer = np.empty((self.window, *frames.shape[1:]), dtype=frames.dtype)
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Return frames ``start:stop`` (at most ``window``), valid until the next call."""
+        n = stop - start
+        try:
+            self.dataset.read_direct(self.buffer, np.s_[start:stop], np.s_[0:n])
+        except OSError as exc:
+            raise CubeError(
+                f"{self.dataset.file.filename}: cannot read {self.dataset.name} "
+                f"events {start}-{stop - 1}: {exc}"
+            ) from exc
+        return self.buffer[:n]
+
+    def done(self, start: int, stop: int) -> None:
+        """Nothing to release: the buffer is reused. Returns None."""
+
+
+class MappedFrames:
+    """Frames of a contiguous, uncompressed dataset seen through a read-only memory map.
+
+    The kernel reads the page cache directly (no copy). Pages of frames already used are
+    unmapped from the process after each run (``MADV_DONTNEED``; they stay in the page
+    cache), so a rank's resident memory does not grow with the frames it has read. The map
+    is closed when the object and its views are gone.
+    """
+
+    def __init__(self, frames: h5py.Dataset, offset: int):
+        self.window = _frames_in(frames, MAP_BLOCK_BYTES)
+        self.frame_bytes = int(np.prod(frames.shape[1:])) * frames.dtype.itemsize
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        self.skip = offset - start
+        length = self.skip + frames.shape[0] * self.frame_bytes
+        with open(frames.file.filename, "rb") as fh:
+            self.map = mmap.mmap(fh.fileno(), length, access=mmap.ACCESS_READ, offset=start)
+        self.array = np.frombuffer(self.map, frames.dtype, frames.size, self.skip).reshape(
+            frames.shape
+        )
+
+    @classmethod
+    def open(cls, frames: h5py.Dataset) -> MappedFrames | None:
+        """Return the mapped frames, or None if the dataset cannot be mapped as it is
+        (chunked, compressed, external, not in the file's native layout)."""
+        if frames.chunks is not None or frames.external or not frames.dtype.isnative:
+            return None
+        if frames.file.driver != "sec2" or frames.size == 0:
+            return None
+        offset = frames.id.get_offset()
+        if offset is None:  # no storage allocated yet
+            return None
+        try:
+            return cls(frames, offset)
+        except (OSError, ValueError):
+            return None
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """Return frames ``start:stop`` as a view of the file's pages."""
+        return self.array[start:stop]
+
+    def done(self, start: int, stop: int) -> None:
+        """Unmap the whole pages of frames ``start:stop`` from the process; return None."""
+        page = mmap.PAGESIZE
+        first = self.skip + start * self.frame_bytes
+        last = self.skip + stop * self.frame_bytes
+        first += -first % page
+        last -= last % page
+        if last > first:
+            self.map.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def _frames_in(frames: h5py.Dataset, block_bytes: int) -> int:
+    """Return how many frames of ``frames`` fit in ``block_bytes`` (at least 1)."""
     frame_bytes = int(np.prod(frames.shape[1:])) * frames.dtype.itemsize
-    return max(1, READ_BLOCK_BYTES // max(1, frame_bytes))
+    return max(1, block_bytes // max(1, frame_bytes))
 
 
 def _runs(events: np.ndarray, window: int) -> Iterator[tuple[int, int, slice]]:

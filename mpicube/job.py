@@ -65,7 +65,7 @@ class Detector:
 def run_job(options: JobOptions, par: Parallel) -> list[Path]:
     """Run the cube job of one run on every rank; return the cube files written (rank 0)."""
     started = time.perf_counter()
-    timer = PhaseTimer(("plan", "scalars", "detectors", "write"))
+    timer = PhaseTimer(("plan", "scalars", "detectors", "merge", "write"))
     with timer.phase("plan"):
         plan = par.from_root(lambda: _checked_plan(options))
     if par.is_root:
@@ -84,7 +84,14 @@ def run_job(options: JobOptions, par: Parallel) -> list[Path]:
         files = cubes.files if cubes else []
         with timer.phase("scalars"):
             _merge_scalars(par, sd, plan, local, files, timer)
-        progress = Progress(par.size, sys.stdout if par.is_root else None)
+        progress = Progress(
+            par.size,
+            sys.stdout if par.is_root else None,
+            on_first=lambda: log.info(
+                "first frames calibrated %.2f s after the job started",
+                time.perf_counter() - started,
+            ),
+        )
         with timer.phase("detectors"):
             _merge_detectors(
                 par, plan, local, detectors, sources, files, options.memory_budget, timer, progress
@@ -210,8 +217,9 @@ def _merge_scalars(
     sums = par.everywhere(
         lambda: accumulate.scalar_sums(sd, plan.settings.fields, local, plan.n_rows)
     )
-    for array in sums.values():
-        par.reduce_sum(array)
+    with timer.phase("merge"):
+        for array in sums.values():
+            par.reduce_sum(array)
 
     def write() -> None:
         n_bins = plan.bins.n_bins
@@ -275,9 +283,10 @@ def _merge_detectors(
             return sums
 
         sums = par.everywhere(add_frames)
-        for acc, counts in sums:
-            par.reduce_sum(acc)
-            par.reduce_sum(counts)
+        with timer.phase("merge"):
+            for acc, counts in sums:
+                par.reduce_sum(acc)
+                par.reduce_sum(counts)
 
         def write(
             block: np.ndarray = block, sums: list[tuple[np.ndarray, np.ndarray]] = sums

@@ -128,7 +128,7 @@ def test_run_log_summary_page_and_done_status(run, tmp_path):
     timing = [line for line in lines if line.startswith("time per phase:")]
     assert len(timing) == 1 and re.fullmatch(
         r"time per phase: plan [\d.]+ s, scalars [\d.]+ s, detectors [\d.]+ s, "
-        r"write [\d.]+ s, summary [\d.]+ s",
+        r"merge [\d.]+ s, write [\d.]+ s, summary [\d.]+ s",
         timing[0],
     )
     assert "progress:" not in result.stdout  # stdout is not a terminal

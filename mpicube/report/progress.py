@@ -18,7 +18,8 @@ INTERVAL_SECONDS = 15.0
 class Progress:
     """Call with the number of frames just calibrated; prints at most every ``interval`` s.
 
-    Silent when ``stream`` is None or not a terminal.
+    Silent when ``stream`` is None or not a terminal. ``on_first`` is called once, when the
+    first frames are done (the job logs its start-up time there).
     """
 
     def __init__(
@@ -27,8 +28,10 @@ class Progress:
         stream: TextIO | None,
         interval: float = INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        on_first: Callable[[], None] | None = None,
     ) -> None:
         self.n_ranks = n_ranks
+        self.on_first = on_first
         self.stream = stream if stream is not None and stream.isatty() else None
         self.interval = interval
         self.clock = clock
@@ -38,6 +41,9 @@ class Progress:
 
     def __call__(self, n_frames: int) -> None:
         """Count ``n_frames`` more frames done, print the line if it is time; return None."""
+        if self.on_first is not None and n_frames > 0:
+            self.on_first()
+            self.on_first = None
         self.done += n_frames
         if self.stream is None:
             return

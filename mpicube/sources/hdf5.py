@@ -1,9 +1,15 @@
-"""Frames from the smalldata file itself: the ``<det>/raw`` dataset (the default source)."""
+"""Frames from the smalldata file itself: the ``<det>/raw`` dataset (the default source).
+
+``hdf5plugin`` is imported first so that compressed frames (bitshuffle-LZ4 and the other
+filters it registers) can be read; uncompressed contiguous frames are memory-mapped by
+:func:`~mpicube.accumulate.accumulate_frames`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import hdf5plugin  # noqa: F401  (registers the HDF5 compression filters before any read)
 import numpy as np
 
 from mpicube.accumulate import accumulate_frames

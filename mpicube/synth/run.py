@@ -13,6 +13,7 @@ from mpicube.synth.detectors import DETECTOR_MODELS, FrameSynth, make_constants
 from mpicube.synth.devices import SCANS, Events, device_rng, make_events
 
 RAW_LAYOUTS = ("chunked", "contiguous")
+COMPRESSIONS = (None, "bitshuffle-lz4")
 BLOCK_BYTES = 64 * 2**20  # frames are generated and written at most this many bytes at a time
 MAX_BLOCK_FRAMES = 32
 RESERVED_NAMES = {
@@ -22,7 +23,13 @@ RESERVED_NAMES = {
 
 
 def _check_arguments(
-    n_events: int, scan: str, detectors: dict[str, str], seed: int, n_steps: int, raw_layout: str
+    n_events: int,
+    scan: str,
+    detectors: dict[str, str],
+    seed: int,
+    n_steps: int,
+    raw_layout: str,
+    compression: str | None,
 ) -> None:
     """Raise ValueError on an argument ``write_run`` cannot honour; returns None otherwise."""
     if n_events < 1:
@@ -35,6 +42,10 @@ def _check_arguments(
         raise ValueError(f"seed must be non-negative, got {seed}")
     if raw_layout not in RAW_LAYOUTS:
         raise ValueError(f"raw_layout must be one of {RAW_LAYOUTS}, got {raw_layout!r}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    if compression is not None and raw_layout != "chunked":
+        raise ValueError("compressed frames need raw_layout='chunked'")
     for name, model in detectors.items():
         if model not in DETECTOR_MODELS:
             raise ValueError(f"unknown detector model {model!r}, known: {sorted(DETECTOR_MODELS)}")
@@ -51,15 +62,18 @@ def write_run(
     seed: int = 0,
     n_steps: int = 20,
     raw_layout: str = "chunked",
+    compression: str | None = None,
 ) -> Path:
     """Write a synthetic smalldata file of one run (contract §1) and return its path.
 
     ``detectors`` maps a detector name to a model of ``DETECTOR_MODELS`` (None: one
     ``jungfrau1M`` named ``jungfrau1M``; ``{}``: no area detector). Everything is
-    deterministic in ``seed``. The file is written under a temporary name and renamed.
+    deterministic in ``seed``. ``raw_layout`` stores ``<det>/raw`` one chunk per frame or
+    contiguous; ``compression="bitshuffle-lz4"`` compresses the chunks (hdf5plugin). The file
+    is written under a temporary name and renamed.
     """
     detectors = {"jungfrau1M": "jungfrau1M"} if detectors is None else dict(detectors)
-    _check_arguments(n_events, scan, detectors, seed, n_steps, raw_layout)
+    _check_arguments(n_events, scan, detectors, seed, n_steps, raw_layout, compression)
     events = make_events(n_events, scan, n_steps, list(detectors), seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +88,7 @@ def write_run(
             constants = make_constants(name, DETECTOR_MODELS[model], device_rng(seed, name))
             _write_constants(h5, constants)
             frames = FrameSynth(constants, device_rng(seed, f"{name}/frames"))
-            _write_frames(h5, name, frames, events, raw_layout)
+            _write_frames(h5, name, frames, events, raw_layout, compression)
     os.replace(partial, path)
     return path
 
@@ -88,13 +102,25 @@ def _write_constants(h5: h5py.File, constants: DetectorConstants) -> None:
 
 
 def _write_frames(
-    h5: h5py.File, name: str, frames: FrameSynth, events: Events, raw_layout: str
+    h5: h5py.File,
+    name: str,
+    frames: FrameSynth,
+    events: Events,
+    raw_layout: str,
+    compression: str | None,
 ) -> None:
     """Write ``<det>/raw`` block by block, zero frames where ``damage/<det>`` is 0; returns None."""
     shape = frames.constants.raw_shape
     n = events.n_events
     chunks = (1, *shape) if raw_layout == "chunked" else None
-    dset = h5.create_dataset(f"{name}/raw", shape=(n, *shape), dtype=np.uint16, chunks=chunks)
+    filters = {}
+    if compression == "bitshuffle-lz4":
+        import hdf5plugin
+
+        filters = dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    dset = h5.create_dataset(
+        f"{name}/raw", shape=(n, *shape), dtype=np.uint16, chunks=chunks, **filters
+    )
     block_len = max(1, min(MAX_BLOCK_FRAMES, BLOCK_BYTES // (2 * frames.n_pixels), n))
     block = np.empty((block_len, frames.n_pixels), dtype=np.uint16)
     delivered = events.fields[f"damage/{name}"]
