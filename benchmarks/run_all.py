@@ -178,9 +178,11 @@ def goals(r: dict) -> list[dict]:
     result.append({"measure": "  same, projected to a 100k-event run",
                    "value": s["share_2ranks_100k"], "goal": "<= 0.10",
                    "met": s["share_2ranks_100k"] <= 0.10})  # fmt: skip
-    flat = max(peaks_4m) - min(peaks_4m) < 0.5 and max(peaks_4m) < 1.0 + 2.0
-    result.append({"measure": "peak RSS per rank, 4M, 10 -> 1000 bins (GB)",
-                   "value": max(peaks_4m), "goal": "1 GB budget + ~1.5 GB, flat",
+    # 10 bins do not fill the 1 GB budget; from 100 to 1000 bins (both past it) the
+    # accumulators would grow 10x without the budget: flat means less than 25 % here.
+    flat = peaks_4m[2] <= 1.25 * peaks_4m[1] and max(peaks_4m) < 1.0 + 2.0
+    result.append({"measure": "peak RSS per rank, 4M, 1000 bins (GB)",
+                   "value": peaks_4m[2], "goal": "1 GB budget + < 2 GB, 100->1000 bins +<25%",
                    "met": flat})  # fmt: skip
     result.append({"measure": "start-up, 100k events (s)", "value": s["startup_s"],
                    "goal": "<= 3", "met": s["startup_s"] <= 3.0})  # fmt: skip

@@ -19,7 +19,7 @@ from mpicube.plan import Plan
 from mpicube.smalldata import SmallData
 
 READ_BLOCK_BYTES = 64 * 2**20  # read_direct buffer of a chunked or compressed dataset
-MAP_BLOCK_BYTES = 256 * 2**20  # frames of a memory-mapped dataset given to the kernel at once
+MAP_BLOCK_BYTES = 128 * 2**20  # frames of a memory-mapped dataset given to the kernel at once
 
 
 @dataclass(frozen=True)
