@@ -93,15 +93,6 @@ class Calibrator:
         self._check_rows(rows, len(frames), acc)
         self._run(frames, rows, acc)
 
-    def warm_up(self) -> None:
-        """Compile (or load from numba's cache) the kernel for this detector; return None.
-
-        Call once before a timed loop so the first event does not pay the compilation.
-        """
-        frames = np.zeros((1, *self.raw_shape), np.uint16)
-        self.calibrate(frames[0])
-        self.accumulate(frames, np.array([[0, 0]], np.int32), np.zeros((1, self.n_pixels)))
-
     def _run(self, frames: np.ndarray, rows: np.ndarray, acc: np.ndarray) -> None:
         """Call the numba kernel (or the frame-by-frame path) on checked arguments; return None."""
         flat = frames.reshape(len(frames), self.n_pixels)
