@@ -12,11 +12,13 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from mpicube import accumulate, postproc, tiffs
+from mpicube.bin_writer import BinSlots, BinWriter
 from mpicube.detector_setup import prepare_detector
 from mpicube.detectors import Calibrator, DetectorConstants, Geometry
 from mpicube.errors import CubeError
@@ -250,10 +252,9 @@ def _merge_detectors(
         return
     n_bins = plan.bins.n_bins
     entries = [plan.detector_entries(i) for i in range(len(detectors))]
-    if par.is_root:
-        for i, det in enumerate(detectors):
-            for c, file in enumerate(files):
-                file.add_detector(det.output, entries[i][c * n_bins : (c + 1) * n_bins])
+    slots = par.from_root(
+        timer.timed("write", lambda: _add_detectors(files, detectors, entries, n_bins))
+    )
     rows_with_frame = [
         np.where(plan.frames_present[i][local.events][:, None], local.rows, -1)
         for i in range(len(detectors))
@@ -272,42 +273,91 @@ def _merge_detectors(
             budget / 2**30,
         )
     for block in blocks:
-
-        def add_frames(block: np.ndarray = block) -> list[tuple[np.ndarray, np.ndarray]]:
-            sums = []
-            for i, det in enumerate(detectors):
-                acc = np.zeros((len(block), det.calibrator.n_pixels))
-                rows = accumulate.block_rows(rows_with_frame[i], block, plan.n_rows)
-                counts = sources[i].accumulate(det.calibrator, local.events, rows, acc, progress)
-                sums.append((acc, counts))
-            return sums
-
-        sums = par.everywhere(add_frames)
+        sums = par.everywhere(
+            partial(_add_frames, block, detectors, sources, local, rows_with_frame, plan, progress)
+        )
         with timer.phase("merge"):
-            for acc, counts in sums:
-                par.reduce_sum(acc)
+            holders = [par.merge_rows(acc, counts > 0) for acc, counts in sums]
+            for _, counts in sums:
                 par.reduce_sum(counts)
-
-        def write(
-            block: np.ndarray = block, sums: list[tuple[np.ndarray, np.ndarray]] = sums
-        ) -> None:
-            for i, det in enumerate(detectors):
-                summed[i][block] = sums[i][1]
-                for k, row in enumerate(block):
-                    if sums[i][1][k] == 0:
-                        continue
-                    c, b = divmod(int(row), n_bins)
-                    raw = data = sums[i][0][k].reshape(det.calibrator.raw_shape)
-                    if det.geometry is not None:
-                        data = det.geometry.assemble_one(raw)
-                    files[c].write_bin(det.calibrator.name, b, data)
-                    for proc in det.procs:
-                        result = proc.apply(raw, data)
-                        files[c].write_derived(det.calibrator.name, proc.key, b, result)
-
-        par.on_root(timer.timed("write", write))
-        del sums, write  # free this block's accumulators before the next block allocates
+        with timer.phase("write"):
+            accs = [acc for acc, _ in sums]
+            derived = par.everywhere(
+                partial(_write_held_bins, par.rank, block, accs, holders, detectors, slots, n_bins)
+            )
+            everyone = par.gather(derived)
+            par.on_root(partial(_write_derived, files, everyone))
+        for i, (_, counts) in enumerate(sums):
+            summed[i][block] = counts  # the total on rank 0
+        del sums, accs  # free this block's accumulators before the next block allocates
     par.on_root(lambda: _write_frame_counts(detectors, entries, summed, files, n_bins))
+
+
+def _add_frames(
+    block: np.ndarray,
+    detectors: list[Detector],
+    sources: list[FrameSource],
+    local: accumulate.LocalEvents,
+    rows_with_frame: list[np.ndarray],
+    plan: Plan,
+    progress: Progress,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return ``(sums, frames per row)`` of each detector over this rank's events, for the
+    (cube, bin) rows of ``block``."""
+    sums = []
+    for i, det in enumerate(detectors):
+        acc = np.zeros((len(block), det.calibrator.n_pixels))
+        rows = accumulate.block_rows(rows_with_frame[i], block, plan.n_rows)
+        counts = sources[i].accumulate(det.calibrator, local.events, rows, acc, progress)
+        sums.append((acc, counts))
+    return sums
+
+
+def _add_detectors(
+    files: list[CubeFile], detectors: list[Detector], entries: list[np.ndarray], n_bins: int
+) -> BinSlots:
+    """Add every detector to every cube (rank 0); return where their bins are written."""
+    offsets, shapes = {}, {}
+    for i, det in enumerate(detectors):
+        assert det.output is not None  # rank 0 only
+        for c, file in enumerate(files):
+            file.add_detector(det.output, entries[i][c * n_bins : (c + 1) * n_bins])
+        offsets[det.output.name] = np.stack([file.bin_offsets(det.output.name) for file in files])
+        shapes[det.output.name] = det.output.shape
+    return BinSlots(tuple(file.temp for file in files), offsets, shapes)
+
+
+def _write_held_bins(
+    rank: int,
+    block: np.ndarray,
+    sums: list[np.ndarray],
+    holders: list[np.ndarray],
+    detectors: list[Detector],
+    slots: BinSlots,
+    n_bins: int,
+) -> list[tuple[int, str, str, int, np.ndarray]]:
+    """Write the bins of ``block`` whose total this rank holds; return their det_proc
+    results as ``(cube, detector, key, bin, value)`` for rank 0 to write."""
+    derived = []
+    with BinWriter(slots) as writer:
+        for i, det in enumerate(detectors):
+            name = det.calibrator.name
+            for k in np.flatnonzero(holders[i] == rank):
+                c, b = divmod(int(block[k]), n_bins)
+                raw = data = sums[i][k].reshape(det.calibrator.raw_shape)
+                if det.geometry is not None:
+                    data = det.geometry.assemble_one(raw)
+                writer.write(name, c, b, data)
+                derived.extend((c, name, p.key, b, p.apply(raw, data)) for p in det.procs)
+    return derived
+
+
+def _write_derived(
+    files: list[CubeFile], everyone: list[list[tuple[int, str, str, int, np.ndarray]]]
+) -> None:
+    """Write the det_proc results every rank computed for the bins it held (rank 0)."""
+    for c, name, key, b, value in (d for rank in everyone for d in rank):
+        files[c].write_derived(name, key, b, value)
 
 
 def _write_frame_counts(

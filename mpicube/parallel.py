@@ -8,6 +8,7 @@ anything that escapes calls ``MPI.Abort`` through :func:`abort_on_error`.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,6 +20,7 @@ from mpicube.errors import CubeError
 
 T = TypeVar("T")
 REDUCE_CHUNK_BYTES = 16 * 2**20
+WAIT_POLL_S = 0.001  # how often a rank waiting for the others checks whether they arrived
 
 
 class Parallel:
@@ -49,11 +51,24 @@ class Parallel:
             traceback.print_exc()
             sys.stderr.flush()
             error = f"rank {self.rank}: {type(exc).__name__}: {exc}"
+        self._wait_for_all()
         errors = self.comm.allgather(error)
         first = next((e for e in errors if e), None)
         if first is not None:
             raise CubeError(first)
         return result  # type: ignore[return-value]
+
+    def _wait_for_all(self) -> None:
+        """Return once every rank has reached this point, sleeping while waiting.
+
+        MPI's own collectives spin: a rank waiting for rank 0's write would keep a core
+        busy, which an oversubscribed node (or rank 0's own I/O threads) needs.
+        """
+        if self.size == 1:
+            return
+        request = self.comm.Ibarrier()
+        while not request.Test():
+            time.sleep(WAIT_POLL_S)
 
     def on_root(self, step: Callable[[], T]) -> T | None:
         """Run ``step`` on rank 0 only (others wait); return its result on rank 0, else None."""
@@ -89,6 +104,25 @@ class Parallel:
                 self.comm.Reduce(MPI.IN_PLACE, part, op=MPI.SUM, root=0)
             else:
                 self.comm.Reduce(part, None, op=MPI.SUM, root=0)
+
+    def merge_rows(self, rows: np.ndarray, touched: np.ndarray) -> np.ndarray:
+        """Sum the accumulator rows several ranks added to into rank 0's ``rows`` (R, P),
+        in place; return (R,) the rank that holds each row's total.
+
+        ``touched`` (R,) bool says which rows this rank added to (the others must be zero).
+        The holder of a row is its only adder, rank 0 for a row several ranks added to
+        (reduced here), -1 for a row nobody added to. A rank's share of a scan covers a few
+        of its bins, so most rows are never sent: their holder writes them.
+        """
+        touched = np.asarray(touched, dtype=bool)
+        if self.size == 1:
+            return np.where(touched, 0, -1)
+        everyone = np.empty((self.size, len(touched)), dtype=np.uint8)
+        self.comm.Allgather(touched.astype(np.uint8), everyone)
+        adders = everyone.sum(axis=0)
+        for row in np.flatnonzero(adders > 1):
+            self.reduce_sum(rows[row])
+        return np.where(adders == 1, np.argmax(everyone, axis=0), np.where(adders > 1, 0, -1))
 
 
 def _nothing() -> None:

@@ -144,17 +144,11 @@ class CubeFile:
         )
 
     def add_detector(self, detector: DetectorOutput, entries: np.ndarray) -> None:
-        """Create ``<det>_data`` (zero until a bin is written), ``_nEntries``, ``_cfg`` and
-        one ``<det>_<key>`` per det_proc result (zero until a bin is written)."""
+        """Create ``<det>_data`` (see :meth:`bin_offsets`), ``_nEntries``, ``_cfg`` and one
+        ``<det>_<key>`` per det_proc result (zero until a bin is written)."""
         n_bins = len(entries)
         with self._writing():
-            self.h5.create_dataset(
-                f"{detector.name}_data",
-                shape=(n_bins, *detector.shape),
-                dtype=np.float64,
-                chunks=(1, *detector.shape),
-                fillvalue=0.0,
-            )
+            _create_bin_chunks(self.h5, f"{detector.name}_data", (n_bins, *detector.shape))
             self.h5[f"{detector.name}_nEntries"] = entries
             cfg = self.h5.create_group(f"{detector.name}_cfg")
             for key, value in detector.constants.items():
@@ -170,11 +164,20 @@ class CubeFile:
         """Overwrite ``<det>_nEntries`` with the frames actually summed per bin."""
         self.h5[f"{detector}_nEntries"][...] = entries
 
-    def write_bin(self, detector: str, index: int, data: np.ndarray) -> None:
-        """Write the summed frames of one bin of ``detector``."""
-        with self._writing():
-            self.h5[f"{detector}_data"][index] = data
-            self.h5.flush()  # a full disk fails here, not later in a destructor
+    def bin_offsets(self, detector: str) -> np.ndarray:
+        """Return the byte offset in the temporary file of each bin of ``<det>_data``.
+
+        Every bin is one uncompressed float64 chunk, allocated when the dataset is created
+        and never written by HDF5, so any rank may write a bin's bytes there itself
+        (:class:`mpicube.bin_writer.BinWriter`). Bins nobody writes stay holes of the file:
+        they read as zeros and take no disk space.
+        """
+        dset = self.h5[f"{detector}_data"]
+        zeros = (0,) * (dset.ndim - 1)
+        return np.array(
+            [dset.id.get_chunk_info_by_coord((b, *zeros)).byte_offset for b in range(len(dset))],
+            dtype=np.int64,
+        )
 
     def write_derived(self, detector: str, key: str, index: int, value: np.ndarray) -> None:
         """Write one bin's det_proc result ``<det>_<key>``."""
@@ -205,6 +208,18 @@ class CubeFile:
         if self.h5.id.valid:
             with suppress(Exception):
                 self.h5.close()
+
+
+def _create_bin_chunks(h5: h5py.File, name: str, shape: tuple[int, ...]) -> None:
+    """Create a float64 dataset of one chunk per bin, every chunk allocated at once and no
+    fill value ever written (fill value 0 for readers); return None."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, *shape[1:]))
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dcpl.set_fill_value(np.zeros((), np.float64))
+    space = h5py.h5s.create_simple(shape)
+    h5py.h5d.create(h5.id, name.encode(), h5py.h5t.NATIVE_DOUBLE, space, dcpl=dcpl)
 
 
 def _reason(exc: OSError) -> str:

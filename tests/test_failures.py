@@ -15,7 +15,7 @@ from tests.test_job import EXP, MPIEXEC, files_soon, job_args, run_cube, under_m
 
 HARNESS = str(Path(__file__).with_name("fail_on_rank.py"))
 CONFIG = """
-binBoundaries = lambda run: [-100.0, 0.0, 100.0]
+binBoundaries = lambda run: [-3.0 + 0.5 * i for i in range(29)]  # ranks hold bins alone
 laser = True
 varList = ['ipm2/sum', {'source': 'jf'}]
 """
@@ -45,7 +45,8 @@ def run_with_fault(indir, outdir, config, target: str, rank: int, kind: str = "e
     [
         ("mpicube.accumulate:accumulate_frames", 1),  # reading/accumulating, not on rank 0
         ("mpicube.accumulate:scalar_sums", 2),
-        ("mpicube.writer:CubeFile.write_bin", 0),  # rank 0 fails while writing
+        ("mpicube.bin_writer:BinWriter.write", 0),  # rank 0 fails while writing a bin
+        ("mpicube.bin_writer:BinWriter.write", 1),  # so does another rank
         ("mpicube.writer:CubeFile.commit", 0),
     ],
 )
@@ -73,7 +74,7 @@ def test_a_failure_inside_a_collective_step_aborts_the_job(small_run, tmp_path):
 @pytest.mark.parametrize("rank", [0, 2])
 def test_a_rank_killed_by_a_signal_ends_the_job_and_leaves_nothing(small_run, tmp_path, rank):
     indir, config = small_run
-    target = "mpicube.writer:CubeFile.write_bin" if rank == 0 else "mpicube.accumulate:scalar_sums"
+    target = "mpicube.bin_writer:BinWriter.write" if rank == 0 else "mpicube.accumulate:scalar_sums"
     result, seconds = run_with_fault(indir, tmp_path, config, target, rank, "kill")
     assert result.returncode != 0
     assert "signal 9" in result.stdout + result.stderr  # the launcher names the signal

@@ -70,3 +70,26 @@ def test_from_root_broadcasts_the_result_and_root_errors():
     assert par.from_root(lambda: {"plan": 42}) == {"plan": 42}
     with pytest.raises(CubeError, match="no such config"):
         par.from_root(lambda: (_ for _ in ()).throw(CubeError("no such config")))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_merge_rows_sums_rows_sent_alone_and_rows_reduced():
+    par = Parallel()
+    n_rows, n_pix = 6, 1000
+    # who adds to each row: nobody, rank 0 only, the last rank only, every rank,
+    # every rank but 0, rank 1 only
+    adders = [set(), {0}, {par.size - 1}, set(range(par.size)), set(range(1, par.size)), {1}]
+    expected = np.zeros((n_rows, n_pix))
+    mine = np.zeros((n_rows, n_pix))
+    for rank in range(par.size):
+        rng = np.random.default_rng(rank)
+        values = rng.normal(size=(n_rows, n_pix))
+        for row, who in enumerate(adders):
+            if rank in who:
+                expected[row] += values[row]
+                if rank == par.rank:
+                    mine[row] = values[row]
+    touched = np.array([par.rank in who for who in adders])
+    par.merge_rows(mine, touched)
+    if par.is_root:
+        np.testing.assert_allclose(mine, expected, rtol=1e-12)
