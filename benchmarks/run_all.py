@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import inprocess
+import machine
 from jobs import EXPERIMENT, JobResult, run_job, write_config
 
 from mpicube.synth import run_file_name, write_run
@@ -28,6 +29,8 @@ from mpicube.synth import run_file_name, write_run
 HERE = Path(__file__).resolve().parent
 PRODUCTION_EVENTS = 100_000  # the 100k-event run the merge + write share is projected to
 THRES = 6.5
+N_1M = 6000  # events of the 1M delay scan (12.6 GB), fewer if the page cache cannot hold it
+FRAME_BYTES_1M = 2 * 2**20
 
 
 def main() -> None:
@@ -65,32 +68,42 @@ def _best(runs: list[JobResult]) -> JobResult:
 
 
 def measure(work: Path, scale: float, repeats: int) -> dict:
-    """Return every measurement (raw numbers) made on synthetic runs written in ``work``."""
-    n1m, n4m = int(3000 * scale), int(400 * scale)
+    """Return every measurement (raw numbers) made on synthetic runs written in ``work``.
+
+    The 4M and compressed runs are measured and deleted first, so that the page cache
+    holds the large 1M run alone while the ratios are measured.
+    """
+    n1m = min(int(N_1M * scale), _events_in_page_cache(FRAME_BYTES_1M))
+    n4m = int(400 * scale)
     j1 = {"jungfrau1M": "jungfrau1M"}
     j4 = {"jungfrau4M": "jungfrau4M"}
-    run1m = _run(work, 1, n1m, detectors=j1, raw_layout="contiguous")
-    run1m_lz4 = _run(work, 2, n1m // 3, detectors=j1, compression="bitshuffle-lz4")
-    run4m = _run(work, 3, n4m, detectors=j4, raw_layout="contiguous")
     cfg1m = write_config(work, "jungfrau1M", 100)
     cfg4m = write_config(work, "jungfrau4M", 100)
     out = work / "cube"
-    plan = inprocess.load_plan(cfg1m, EXPERIMENT, 1, run1m)
+    r: dict = {"events": {"1M": n1m, "1M bitshuffle-lz4": n1m // 6, "4M": n4m}, "bins": 100}
 
-    r: dict = {"events": {"1M": n1m, "1M bitshuffle-lz4": n1m // 3, "4M": n4m}, "bins": 100}
-    floor, jobs = [], {1: [], 2: [], 4: []}
+    run1m_lz4 = _run(work, 2, n1m // 6, detectors=j1, compression="bitshuffle-lz4")
+    run4m = _run(work, 3, n4m, detectors=j4, raw_layout="contiguous")
     lz4, four = [], []
+    for i in range(repeats):
+        print(f"4M and bitshuffle-LZ4, repeat {i + 1}/{repeats}", flush=True)
+        lz4.append(run_job(run1m_lz4, cfg1m, 1, out))
+        four.append(run_job(run4m, cfg4m, 1, out))
+    run1m_lz4.unlink()
+    run4m.unlink()
+    r["job_1M_lz4"] = [asdict(j) | {"rate": j.rate} for j in lz4]
+    r["job_4M"] = [asdict(j) | {"rate": j.rate} for j in four]
+
+    run1m = _run(work, 1, n1m, detectors=j1, raw_layout="contiguous")
+    plan = inprocess.load_plan(cfg1m, EXPERIMENT, 1, run1m)
+    floor, jobs = [], {1: [], 2: [], 4: []}
     for i in range(repeats):  # interleaved: the machine is shared, noise hits all alike
-        print(f"repeat {i + 1}/{repeats}", flush=True)
+        print(f"1M, repeat {i + 1}/{repeats}", flush=True)
         floor.append(inprocess.floor_rate(run1m, "jungfrau1M"))
         for ranks in (1, 2, 4):
             jobs[ranks].append(run_job(run1m, cfg1m, ranks, out))
-        lz4.append(run_job(run1m_lz4, cfg1m, 1, out))
-        four.append(run_job(run4m, cfg4m, 1, out))
     r["floor_events_per_s"] = floor
     r["jobs_1M"] = {str(k): [asdict(j) | {"rate": j.rate} for j in v] for k, v in jobs.items()}
-    r["job_1M_lz4"] = [asdict(j) | {"rate": j.rate} for j in lz4]
-    r["job_4M"] = [asdict(j) | {"rate": j.rate} for j in four]
 
     n_np = max(5, int(40 * scale))
     r["numpy_events_per_s"] = [
@@ -102,7 +115,15 @@ def measure(work: Path, scale: float, repeats: int) -> dict:
         r["xarray_events_per_s"].append(inprocess.xarray_rate(frames, delay, plan.bins.edges))
         r["flox_events_per_s"].append(inprocess.flox_rate(frames, delay, plan.bins.edges))
     del frames
+    run1m.unlink()
 
+    r["machine"] = {
+        "touch_gb_per_s": [machine.touch_gb_per_s() for _ in range(repeats)],
+        "cube_write_s": {
+            str(n): [machine.cube_write_seconds(work, 100, n) for _ in range(repeats)]
+            for n in (1, 2)
+        },
+    }
     r["memory"] = memory(work, scale, out)
     r["startup"] = startup(work, out)
     best1 = _best(jobs[1])
@@ -113,6 +134,8 @@ def measure(work: Path, scale: float, repeats: int) -> dict:
         "mpicube_1rank_accumulate": best1.frames
         / (best1.job - best1.phases["merge"] - best1.phases["write"]),
         "mpicube_2ranks": best2.rate,
+        "detectors_2_over_1": min(j.phases["detectors"] for j in jobs[1])
+        / min(j.phases["detectors"] for j in jobs[2]),
         "mpicube_4ranks": _best(jobs[4]).rate,
         "mpicube_1rank_lz4": _best(lz4).rate,
         "mpicube_1rank_4M": _best(four).rate,
@@ -122,12 +145,22 @@ def measure(work: Path, scale: float, repeats: int) -> dict:
         "share_1rank": best1.merge_write_share,
         "share_2ranks": best2.merge_write_share,
         "share_2ranks_100k": _projected_share(best2, PRODUCTION_EVENTS),
+        "merge_2ranks_s": best2.phases["merge"],
+        "write_2ranks_s": best2.phases["write"],
         "startup_s": min(s["first_frames_s"] for s in r["startup"]),
         "rate_spread": {
             str(k): [min(j.rate for j in v), max(j.rate for j in v)] for k, v in jobs.items()
         },
     }
     return r
+
+
+def _events_in_page_cache(frame_bytes: int) -> int:
+    """Return how many frames fit in 55% of the memory available now (the rest is for the
+    jobs, the peers' frames and the cubes), so the run stays in the page cache."""
+    with open("/proc/meminfo") as fh:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+    return int(0.55 * info["MemAvailable"] / frame_bytes)
 
 
 def _projected_share(job: JobResult, n_events: int) -> float:
@@ -216,6 +249,18 @@ def table(r: dict) -> str:
     for m in r["memory"]:
         lines.append(f"  {m['detector']:<11} {m['bins']:>5} bins: "
                      + " ".join(f"{x:.2f}" for x in m["peak_gb"]))  # fmt: skip
+    lines.append(
+        f"2 ranks: merge {s['merge_2ranks_s']:.2f} s, write {s['write_2ranks_s']:.2f} s; "
+        f"detectors phase alone scales {s['detectors_2_over_1']:.2f}x"
+    )
+    m = r["machine"]
+    touch = max(m["touch_gb_per_s"], key=lambda t: t["first"])
+    w1, w2 = min(m["cube_write_s"]["1"]), min(m["cube_write_s"]["2"])
+    lines.append(
+        f"this machine: first touch of new memory {touch['first']:.2f} GB/s "
+        f"(reused memory {touch['reused']:.2f} GB/s); one 0.8 GB cube into the page cache "
+        f"{w1:.2f} s by 1 writer, {w2:.2f} s by 2 writers at once"
+    )
     spread = s["rate_spread"]
     noise = ", ".join(f"{k} rank(s) {lo:.0f}-{hi:.0f}" for k, (lo, hi) in spread.items())
     lines.append(f"noise, mpicube events/s min-max over repeats: {noise}")
