@@ -73,7 +73,7 @@ def test_from_root_broadcasts_the_result_and_root_errors():
 
 
 @pytest.mark.mpi(min_size=2)
-def test_merge_rows_sums_rows_sent_alone_and_rows_reduced():
+def test_merge_rows_reduces_shared_rows_and_leaves_single_rows_with_their_adder():
     par = Parallel()
     n_rows, n_pix = 6, 1000
     # who adds to each row: nobody, rank 0 only, the last rank only, every rank,
@@ -82,14 +82,15 @@ def test_merge_rows_sums_rows_sent_alone_and_rows_reduced():
     expected = np.zeros((n_rows, n_pix))
     mine = np.zeros((n_rows, n_pix))
     for rank in range(par.size):
-        rng = np.random.default_rng(rank)
-        values = rng.normal(size=(n_rows, n_pix))
+        values = np.random.default_rng(rank).normal(size=(n_rows, n_pix))
         for row, who in enumerate(adders):
             if rank in who:
                 expected[row] += values[row]
                 if rank == par.rank:
                     mine[row] = values[row]
     touched = np.array([par.rank in who for who in adders])
-    par.merge_rows(mine, touched)
-    if par.is_root:
-        np.testing.assert_allclose(mine, expected, rtol=1e-12)
+    holders = par.merge_rows(mine, touched)
+    expected_holders = [-1 if not who else min(who) if len(who) == 1 else 0 for who in adders]
+    assert holders.tolist() == expected_holders
+    held = holders == par.rank
+    np.testing.assert_allclose(mine[held], expected[held], rtol=1e-12)
