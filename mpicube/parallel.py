@@ -20,6 +20,7 @@ from mpicube.errors import CubeError
 
 T = TypeVar("T")
 REDUCE_CHUNK_BYTES = 16 * 2**20
+ROW_TAG = 7  # every row: MPI keeps the order of messages between two ranks
 WAIT_POLL_S = 0.001  # how often a rank waiting for the others checks whether they arrived
 
 
@@ -106,23 +107,36 @@ class Parallel:
                 self.comm.Reduce(part, None, op=MPI.SUM, root=0)
 
     def merge_rows(self, rows: np.ndarray, touched: np.ndarray) -> np.ndarray:
-        """Sum the accumulator rows several ranks added to into rank 0's ``rows`` (R, P),
-        in place; return (R,) the rank that holds each row's total.
+        """Sum each accumulator row over the ranks that added to it, on one of them, in
+        place in ``rows`` (R, P); return (R,) the rank that holds each row's total.
 
         ``touched`` (R,) bool says which rows this rank added to (the others must be zero).
-        The holder of a row is its only adder, rank 0 for a row several ranks added to
-        (reduced here), -1 for a row nobody added to. A rank's share of a scan covers a few
-        of its bins, so most rows are never sent: their holder writes them.
+        A row's holder is one of its adders, taken in turn by row number (-1: no adder); the
+        other adders send it their row, point to point. A rank's share of a scan covers a
+        few bins, so most rows have one adder and never travel, and no rank receives the
+        whole cube as in a Reduce to rank 0.
         """
         touched = np.asarray(touched, dtype=bool)
         if self.size == 1:
             return np.where(touched, 0, -1)
         everyone = np.empty((self.size, len(touched)), dtype=np.uint8)
         self.comm.Allgather(touched.astype(np.uint8), everyone)
-        adders = everyone.sum(axis=0)
-        for row in np.flatnonzero(adders > 1):
-            self.reduce_sum(rows[row])
-        return np.where(adders == 1, np.argmax(everyone, axis=0), np.where(adders > 1, 0, -1))
+        holders = np.full(len(touched), -1)
+        sends, receives = [], []
+        for row in np.flatnonzero(everyone.any(axis=0)):
+            adders = np.flatnonzero(everyone[:, row])
+            holder = int(adders[row % len(adders)])
+            holders[row] = holder
+            if holder == self.rank:
+                receives.extend((row, int(a)) for a in adders if a != holder)
+            elif touched[row]:
+                sends.append(self.comm.Isend(rows[row], dest=holder, tag=ROW_TAG))
+        scratch = np.empty(rows.shape[1:], rows.dtype) if receives else None
+        for row, sender in receives:  # rows ascending per sender, as they were sent
+            self.comm.Recv(scratch, source=sender, tag=ROW_TAG)
+            rows[row] += scratch
+        MPI.Request.Waitall(sends)
+        return holders
 
 
 def _nothing() -> None:
