@@ -1,11 +1,11 @@
-"""Every rank writes the detector bins it summed alone straight into the cube files.
+"""Every rank writes the detector bins whose totals it holds straight into the cube files.
 
 Rank 0 creates each cube (under its temporary name) with every bin of ``<det>_data``
 allocated as one uncompressed float64 chunk that HDF5 never writes itself
 (:meth:`mpicube.writer.CubeFile.bin_offsets`). :class:`BinSlots` tells every rank where
-those chunks are; a rank writes a bin's bytes there with ``pwrite``. A bin summed by
-several ranks is reduced first and written by rank 0. So the write of a run's images is
-shared by the ranks, and a bin only one rank added to never travels between ranks.
+those chunks are; a rank writes a bin's bytes there with ``pwrite``. Which rank holds a
+bin's total is decided by :meth:`mpicube.parallel.Parallel.merge_rows`. So the write of a
+run's images is shared by the ranks, and a bin only one rank added to never travels.
 
 This needs nothing of HDF5 but the chunk offsets: a serial h5py suffices, and readers see
 an ordinary chunked dataset. Files on a shared file system must be coherent between

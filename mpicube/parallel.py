@@ -62,8 +62,8 @@ class Parallel:
     def _wait_for_all(self) -> None:
         """Return once every rank has reached this point, sleeping while waiting.
 
-        MPI's own collectives spin: a rank waiting for rank 0's write would keep a core
-        busy, which an oversubscribed node (or rank 0's own I/O threads) needs.
+        MPI's own collectives spin: a rank waiting for rank 0's write would keep busy a
+        core that the writing rank needs when a node runs more ranks than cores.
         """
         if self.size == 1:
             return
