@@ -14,10 +14,11 @@ from mpicube.synth import write_run
 from tests.test_job import EXP, MPIEXEC, files_soon, job_args, run_cube, under_mpi
 
 HARNESS = str(Path(__file__).with_name("fail_on_rank.py"))
-CONFIG = """
-binBoundaries = lambda run: [-3.0 + 0.5 * i for i in range(29)]  # ranks hold bins alone
+EDGES = [-3.0 + 0.5 * i for i in range(29)]  # delay bins fine enough that ranks hold bins alone
+CONFIG = f"""
+binBoundaries = lambda run: {EDGES}
 laser = True
-varList = ['ipm2/sum', {'source': 'jf'}]
+varList = ['ipm2/sum', {{'source': 'jf'}}]
 """
 
 

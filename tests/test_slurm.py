@@ -19,11 +19,10 @@ import pytest
 
 from tests import oracle
 from tests.http_sink import Sink
-from tests.test_failures import CONFIG, HARNESS
+from tests.test_failures import CONFIG, EDGES, HARNESS
 from tests.test_job import DET, EXP, compare, make_run
 
 PRODUCER = str(Path(__file__).parents[1] / "producers" / "submit_cube.py")
-EDGES = np.array([-100.0, 0.0, 100.0])
 JOB_SECONDS = 180.0  # the longest a job may take here (its time limit is 5 minutes)
 
 
@@ -125,7 +124,9 @@ def test_the_job_makes_the_cubes_and_posts_done(small_run, tmp_path, launcher):
     )
     for name, (rows, values) in cubes.items():
         keep = oracle.select(arrays, rows)
-        want = oracle.expected_cube(arrays, keep, values, EDGES, ["ipm2/sum"], DET, frames)
+        want = oracle.expected_cube(
+            arrays, keep, values, np.array(EDGES), ["ipm2/sum"], DET, frames
+        )
         assert want["nEntries"].sum() > 0
         compare(outdir / f"Cube_{EXP}_Run0001_{name}.h5", want)
 
