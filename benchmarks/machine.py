@@ -79,7 +79,7 @@ def cube_write_seconds(workdir: Path, n_rows: int, n_writers: int) -> float:
             ],
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for k in range(n_writers)
     ]
     seconds = max(json.loads(p.communicate()[0]) for p in procs)
