@@ -56,4 +56,3 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(CubeError, match="cannot write the cube there"):
         CubeFile(blocker / "sub" / "Cube_a.h5", force=False)
-
